@@ -147,6 +147,12 @@ pub fn signature_scheme(
     let need_digest = || {
         digest.ok_or_else(|| Reason::new("crypto.no_digest", "signature algorithm names no hash"))
     };
+    if alg.oid != OID_RSA_PSS && alg.parameters.as_ref().is_some_and(|p| !p.is_null()) {
+        return Err(Reason::new(
+            "crypto.bad_parameters",
+            format!("{} takes no parameters other than NULL", alg.oid),
+        ));
+    }
     let arcs: Vec<u32> = alg.oid.arcs().collect();
     let scheme = match arcs.as_slice() {
         [1, 2, 840, 113549, 1, 1, 1] => SignatureScheme::RsaPkcs1(need_digest()?),
@@ -196,8 +202,14 @@ pub fn signature_scheme(
 fn hash_from_alg_id(seq: &[u8]) -> Result<HashAlgorithm, Reason> {
     let bad = || Reason::new("crypto.bad_pss_parameters", "malformed hash algorithm");
     let t = read_single(seq, 0x30).map_err(|_| bad())?;
-    let oid = t.children().read_tag(0x06).map_err(|_| bad())?;
+    let mut r = t.children();
+    let oid = r.read_tag(0x06).map_err(|_| bad())?;
     let oid = ObjectIdentifier::from_bytes(oid.value).map_err(|_| bad())?;
+    match r.next_tlv().map_err(|_| bad())? {
+        None => {}
+        Some(p) if p.tag == 0x05 && p.value.is_empty() && r.is_empty() => {}
+        Some(_) => return Err(bad()),
+    }
     HashAlgorithm::from_oid(&oid).ok_or_else(|| unsupported("PSS hash", &oid))
 }
 
@@ -213,6 +225,11 @@ fn pss_params(alg: &AlgorithmIdentifierOwned) -> Result<SignatureScheme, Reason>
         let mut r: TlvReader<'_> = seq.children();
         while let Some(f) = r.next_tlv().map_err(|_| bad("TLV"))? {
             match f.tag {
+                0xA3 => {
+                    if f.value != [0x02, 0x01, 0x01] {
+                        return Err(bad("trailer field must be 1"));
+                    }
+                }
                 0xA0 => hash = hash_from_alg_id(f.value)?,
                 0xA1 => {
                     let m = read_single(f.value, 0x30).map_err(|_| bad("MGF"))?;
@@ -222,6 +239,9 @@ fn pss_params(alg: &AlgorithmIdentifierOwned) -> Result<SignatureScheme, Reason>
                         return Err(bad("mask generation function is not MGF1"));
                     }
                     let h = mr.read_tag(0x30).map_err(|_| bad("MGF1 hash"))?;
+                    if !mr.is_empty() {
+                        return Err(bad("trailing data in MGF parameters"));
+                    }
                     mgf_hash = hash_from_alg_id(h.raw)?;
                 }
                 0xA2 => {
@@ -234,7 +254,7 @@ fn pss_params(alg: &AlgorithmIdentifierOwned) -> Result<SignatureScheme, Reason>
                         .iter()
                         .fold(0usize, |a, &b| (a << 8) | usize::from(b));
                 }
-                _ => {}
+                _ => return Err(bad("unknown field")),
             }
         }
     }

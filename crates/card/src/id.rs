@@ -219,7 +219,7 @@ impl PersonalId {
 
     /// Sex encoded in the century/sex digit (digit 4): even male, odd female.
     pub fn sex(&self) -> Sex {
-        if self.digit(3) % 2 == 0 {
+        if self.digit(3) & 1 == 0 {
             Sex::Male
         } else {
             Sex::Female

@@ -461,7 +461,7 @@ pub fn encode_dg2(image: &[u8], format: ImageFormat, width: u16, height: u16) ->
     face.extend_from_slice(&0u16.to_be_bytes()); // device type
     face.extend_from_slice(&0u16.to_be_bytes()); // quality
     face.extend_from_slice(image);
-    let mut bdb = b"FAC\0010\0".to_vec();
+    let mut bdb = b"FAC\x00010\x00".to_vec();
     bdb.extend_from_slice(&((14 + face.len()) as u32).to_be_bytes());
     bdb.extend_from_slice(&1u16.to_be_bytes());
     bdb.extend(face);

@@ -298,11 +298,7 @@ pub fn transliterate(name: &str) -> String {
         match c {
             'Đ' | 'đ' => out.push('D'),
             c if c.is_ascii_alphabetic() => out.push(c.to_ascii_uppercase()),
-            ' ' | '-' | '\'' => {
-                if !out.is_empty() && !out.ends_with('<') {
-                    out.push('<');
-                }
-            }
+            ' ' | '-' | '\'' if !out.is_empty() && !out.ends_with('<') => out.push('<'),
             _ => {}
         }
     }

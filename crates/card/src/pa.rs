@@ -108,8 +108,17 @@ impl CertEntry {
     }
 
     fn verify_issued_by(&self, issuer: &CertEntry) -> Result<(), Reason> {
+        if self.cert.signature_algorithm() != self.cert.tbs_certificate().signature() {
+            return Err(Reason::new(
+                "cert.algorithm_mismatch",
+                "outer and signed signature algorithms differ",
+            ));
+        }
         let scheme = signature_scheme(self.cert.signature_algorithm(), None)?;
-        let sig = self.cert.signature().raw_bytes();
+        let sig =
+            self.cert.signature().as_bytes().ok_or_else(|| {
+                Reason::new("crypto.signature_invalid", "signature has unused bits")
+            })?;
         verify_signature(
             issuer.cert.tbs_certificate().subject_public_key_info(),
             scheme,
@@ -349,12 +358,22 @@ impl Crl {
     }
 
     fn verify_by(&self, issuer: &CertEntry) -> Result<(), Reason> {
+        if self.list.signature_algorithm != self.list.tbs_cert_list.signature {
+            return Err(Reason::new(
+                "cert.algorithm_mismatch",
+                "outer and signed signature algorithms differ",
+            ));
+        }
         let scheme = signature_scheme(&self.list.signature_algorithm, None)?;
+        let sig =
+            self.list.signature.as_bytes().ok_or_else(|| {
+                Reason::new("crypto.signature_invalid", "signature has unused bits")
+            })?;
         verify_signature(
             issuer.cert.tbs_certificate().subject_public_key_info(),
             scheme,
             &self.der[self.tbs.clone()],
-            self.list.signature.raw_bytes(),
+            sig,
         )
     }
 

@@ -67,6 +67,10 @@ pub enum SodError {
     /// The LDS security object is malformed.
     #[error("LDS security object: {0}")]
     Lds(&'static str),
+    /// A structural rule of CMS SignedData is broken (versions, digest algorithm list,
+    /// algorithm parameters) in a part that signatures do not cover.
+    #[error("SignedData structure: {0}")]
+    Structure(&'static str),
 }
 
 impl SodError {
@@ -82,6 +86,7 @@ impl SodError {
             SodError::SignerCount(_) => "sod.signer_count",
             SodError::UnsupportedHash(_) => "sod.unsupported_hash",
             SodError::Lds(_) => "sod.lds_object",
+            SodError::Structure(_) => "sod.structure",
         }
     }
 }
@@ -190,6 +195,36 @@ pub fn parse_signed_content(
         Some(si) if signers == 1 => si,
         _ => return Err(SodError::SignerCount(signers)),
     };
+    // Parts no signature covers are held to the rules, so that altering them is noticed.
+    use cms::content_info::CmsVersion;
+    if !matches!(sd.version, CmsVersion::V1 | CmsVersion::V3) {
+        return Err(SodError::Structure("SignedData version must be 1 or 3"));
+    }
+    let si_version_ok = match si.sid {
+        SignerIdentifier::IssuerAndSerialNumber(_) => si.version == CmsVersion::V1,
+        SignerIdentifier::SubjectKeyIdentifier(_) => si.version == CmsVersion::V3,
+    };
+    if !si_version_ok {
+        return Err(SodError::Structure(
+            "SignerInfo version does not match its identifier",
+        ));
+    }
+    if !sd
+        .digest_algorithms
+        .iter()
+        .any(|a| a.oid == si.digest_alg.oid)
+    {
+        return Err(SodError::Structure(
+            "signer's digest algorithm not in digestAlgorithms",
+        ));
+    }
+    for alg in sd.digest_algorithms.iter().chain([&si.digest_alg]) {
+        if alg.parameters.as_ref().is_some_and(|p| !p.is_null()) {
+            return Err(SodError::Structure(
+                "digest algorithm parameters must be absent or NULL",
+            ));
+        }
+    }
 
     // Raw walk for the exact bytes: ContentInfo → [0] → SignedData.
     let ci_t = read_single(der, 0x30)?;
