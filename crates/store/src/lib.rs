@@ -1,0 +1,317 @@
+//! Persistence of the register, behind one trait with two backends.
+//!
+//! The store owns durability and atomicity, nothing else: it appends events to per-stream logs
+//! with optimistic versions, writes the projection of each stream in the same transaction, keeps
+//! idempotency records, the register of officers and the read-access log. It holds no register
+//! rule (that is `dancu-domain` and `dancu-registry`) and knows nothing of HTTP.
+//!
+//! Backends: [`sqlite::SqliteStore`] (embedded default, WAL, one writer connection and a pool of
+//! readers) and [`postgres::PgStore`] (scale-out; the schema is keyed by personal ID so it can be
+//! distributed). Both pass the same contract tests (`tests/contract.rs`).
+//!
+//! Every method is blocking; async callers run them on a blocking thread pool.
+
+use chrono::{DateTime, Utc};
+use dancu_domain::PersonalId;
+use dancu_domain::event::{EventMeta, Household, HouseholdChange, PersonChange};
+use dancu_domain::officer::Officer;
+use dancu_domain::person::Person;
+use serde::{Deserialize, Serialize};
+
+pub mod postgres;
+pub mod sqlite;
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the version the writer read: someone else wrote in between.
+    #[error("stream {stream} is at version {actual}, not the expected {expected}")]
+    Conflict {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
+    /// A stream that was to be created exists already (e.g. an ID number collision).
+    #[error("stream {0} already exists")]
+    Exists(String),
+    /// An idempotency key was reused for a different request.
+    #[error("idempotency key reused for a different request")]
+    IdempotencyMismatch,
+    /// Any failure of the database itself (I/O, full disk, lost connection).
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// Result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which stream an event belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StreamId {
+    /// A person's stream.
+    Person(PersonalId),
+    /// A household's stream.
+    Household(String),
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Person(id) => write!(f, "p:{id}"),
+            Self::Household(h) => write!(f, "h:{h}"),
+        }
+    }
+}
+
+/// One change to append, with the state it produces (computed by the domain fold).
+#[derive(Debug, Clone)]
+pub enum Append {
+    /// A person event; `expected` is the version the writer read (0 for a new person).
+    Person {
+        expected: u64,
+        change: PersonChange,
+        state: Person,
+    },
+    /// A household event.
+    Household {
+        expected: u64,
+        change: HouseholdChange,
+        state: Household,
+    },
+}
+
+impl Append {
+    fn stream(&self) -> StreamId {
+        match self {
+            Self::Person { state, .. } => StreamId::Person(state.id),
+            Self::Household { state, .. } => StreamId::Household(state.id.clone()),
+        }
+    }
+    fn expected(&self) -> u64 {
+        match self {
+            Self::Person { expected, .. } | Self::Household { expected, .. } => *expected,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Person { change, .. } => change.kind(),
+            Self::Household { change, .. } => change.kind(),
+        }
+    }
+    fn change_json(&self) -> Result<String> {
+        match self {
+            Self::Person { change, .. } => to_json(change),
+            Self::Household { change, .. } => to_json(change),
+        }
+    }
+}
+
+/// The response stored under an idempotency key, replayed when the same request comes again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotentResponse {
+    /// Key given by the client.
+    pub key: String,
+    /// Who sent it: keys are scoped per actor.
+    pub actor: String,
+    /// Hash of the request body, to detect a key reused for another request.
+    pub request_hash: String,
+    /// HTTP status of the first answer.
+    pub status: u16,
+    /// Body of the first answer.
+    pub body: String,
+}
+
+/// Everything one command writes, committed atomically or not at all.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// Who, when, why: shared by every event of the commit.
+    pub meta: EventMeta,
+    /// The events, in order.
+    pub appends: Vec<Append>,
+    /// The answer to remember under the client's idempotency key.
+    pub idempotency: Option<IdempotentResponse>,
+}
+
+/// An event as stored, with its global sequence number (the outbox order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// Global, gap-free-per-commit, increasing sequence number.
+    pub seq: i64,
+    /// Stream, as `p:<id>` or `h:<household>`.
+    pub stream: String,
+    /// Version of the stream this event made.
+    pub version: u64,
+    /// Event type, e.g. `birth_registered`.
+    pub kind: String,
+    /// Who, when, why.
+    pub meta: EventMeta,
+    /// The change, as JSON (a `PersonChange` or `HouseholdChange`).
+    pub change: serde_json::Value,
+}
+
+/// A name search. `name_key` is the accent-free key (`dancu_domain::name::match_key`).
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// The key to look for.
+    pub name_key: String,
+    /// Match names that start with the key, not only the whole name.
+    pub prefix: bool,
+    /// Birth year filter.
+    pub birth_year: Option<i32>,
+    /// Home commune (2025 code) filter.
+    pub commune: Option<String>,
+    /// Province (2025 code) filter: used for provincial officers.
+    pub province: Option<String>,
+    /// Most rows to return.
+    pub limit: u32,
+}
+
+/// One read of a person's data, for the access log (nhật ký khai thác).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEntry {
+    /// Officer (or client system) that read.
+    pub actor: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Whose data.
+    pub person: PersonalId,
+    /// Purpose the reader gave.
+    pub purpose: String,
+    /// What was read (`record`, `history`, `search`, …).
+    pub action: String,
+}
+
+/// A stored officer with the hash of their API credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficerRecord {
+    /// The officer.
+    pub officer: Officer,
+    /// SHA-256 (hex) of the API token; the token itself is never stored.
+    pub token_hash: String,
+    /// When created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row of a bulk import: the record and its place in the source file.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    /// Line (NDJSON) or record (CSV) number in the source, from 1.
+    pub line: u64,
+    /// The record, already validated by the caller.
+    pub person: Person,
+}
+
+/// The register's persistence.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Backend name for logs and `/readyz` (`sqlite` or `postgres`).
+    fn backend(&self) -> &'static str;
+    /// Checks the database answers.
+    fn ping(&self) -> Result<()>;
+
+    /// Appends all events and writes all projections atomically. Fails with
+    /// [`StoreError::Conflict`] / [`StoreError::Exists`] if any stream moved, writing nothing.
+    /// Returns the global sequence numbers given to the events.
+    fn commit(&self, commit: &Commit) -> Result<Vec<i64>>;
+
+    /// The current record of a person.
+    fn person(&self, id: &PersonalId) -> Result<Option<Person>>;
+    /// Several records at once (missing IDs are skipped).
+    fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>>;
+    /// A household.
+    fn household(&self, id: &str) -> Result<Option<Household>>;
+    /// The events of a stream, oldest first, optionally only those recorded up to `until`.
+    fn events(&self, stream: &StreamId, until: Option<DateTime<Utc>>)
+    -> Result<Vec<RecordedEvent>>;
+    /// Events of every stream after a global sequence number (the outbox feed).
+    fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<RecordedEvent>>;
+    /// Search by name key with filters, ordered by name key then ID.
+    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>>;
+    /// People whose home commune is `commune`, ordered by ID, after `after`.
+    fn people_of_commune(
+        &self,
+        commune: &str,
+        after: Option<&PersonalId>,
+        limit: u32,
+    ) -> Result<Vec<Person>>;
+    /// Number of people recorded.
+    fn count_people(&self) -> Result<u64>;
+    /// Whether a household number is taken.
+    fn household_exists(&self, id: &str) -> Result<bool>;
+
+    /// The stored answer for an idempotency key of an actor.
+    fn idempotent(&self, actor: &str, key: &str) -> Result<Option<IdempotentResponse>>;
+
+    /// Adds an officer (fails with `Exists` for a taken id).
+    fn add_officer(&self, officer: &OfficerRecord) -> Result<()>;
+    /// The officer holding a token hash.
+    fn officer_by_token(&self, token_hash: &str) -> Result<Option<Officer>>;
+    /// All officers.
+    fn officers(&self) -> Result<Vec<Officer>>;
+
+    /// Appends entries to the read-access log in one transaction.
+    fn record_access(&self, entries: &[AccessEntry]) -> Result<()>;
+    /// The access log of one person, newest first.
+    fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>>;
+
+    /// Loads a batch of new records in one transaction together with the import's progress mark,
+    /// so a killed import leaves either the whole batch and its mark or neither. Returns the
+    /// lines whose ID already existed (skipped, not overwritten).
+    fn import_batch(
+        &self,
+        import_id: &str,
+        rows: &[ImportRow],
+        meta: &EventMeta,
+    ) -> Result<Vec<u64>>;
+    /// The last line of an import committed so far.
+    fn import_progress(&self, import_id: &str) -> Result<Option<u64>>;
+    /// Calls `f` for every person, in ID order, in pages (for export).
+    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()>;
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Backend(format!("decoding stored JSON: {e}")))
+}
+
+/// The columns a person's projection is indexed by.
+#[derive(Debug)]
+struct PersonIndex {
+    name_key: String,
+    birth_year: i32,
+    commune: Option<String>,
+    province: Option<String>,
+    alive: bool,
+}
+
+impl PersonIndex {
+    fn of(p: &Person) -> Self {
+        let commune = p.home_commune();
+        let province = commune.as_deref().and_then(|c| {
+            dancu_domain::admin::AdminUnits::get()
+                .commune(dancu_domain::admin::Scheme::Y2025, c)
+                .map(|c| c.province_code.to_owned())
+        });
+        Self {
+            name_key: p.name.match_key(),
+            birth_year: p.date_of_birth.year(),
+            commune,
+            province,
+            alive: !p.is_dead(),
+        }
+    }
+}
+
+/// Opens the store a URL names: `postgres://…` selects PostgreSQL; anything else is taken as a
+/// SQLite database file path.
+pub fn open(url_or_path: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PgStore::open(url_or_path)?))
+    } else {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(
+            std::path::Path::new(url_or_path),
+        )?))
+    }
+}

@@ -1,0 +1,616 @@
+//! The embedded backend: one SQLite database file in WAL mode.
+//!
+//! Writes go through one connection behind a mutex (SQLite allows one writer at a time, and
+//! queueing in-process is cheaper than busy-waiting); reads use a pool of connections that see
+//! the last committed state. `synchronous=NORMAL` with WAL keeps every commit atomic and the
+//! database consistent after a crash at any instant; a power cut may lose the last commits.
+//! Set `synchronous=FULL` with [`SqliteStore::open_with`] when that matters more than speed.
+
+use crate::*;
+use dancu_domain::event::Household;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    stream TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    meta TEXT NOT NULL,
+    change TEXT NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE TABLE IF NOT EXISTS persons (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    name_key TEXT NOT NULL,
+    birth_year INTEGER NOT NULL,
+    commune TEXT,
+    province TEXT,
+    alive INTEGER NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS persons_name ON persons (name_key, birth_year);
+CREATE INDEX IF NOT EXISTS persons_commune ON persons (commune, id);
+CREATE TABLE IF NOT EXISTS households (id TEXT PRIMARY KEY, version INTEGER NOT NULL, data TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    actor TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
+    status INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (actor, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS officers (
+    id TEXT PRIMARY KEY, data TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_log (
+    seq INTEGER PRIMARY KEY, person TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+    purpose TEXT NOT NULL, action TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_log_person ON access_log (person, seq);
+CREATE TABLE IF NOT EXISTS imports (id TEXT PRIMARY KEY, last_line INTEGER NOT NULL, updated_at TEXT NOT NULL);
+"#;
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Instants are stored as RFC 3339 UTC with microseconds, which sorts as text.
+pub(crate) fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[derive(Debug)]
+struct ReaderManager(PathBuf);
+
+impl r2d2::ManageConnection for ReaderManager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let c = Connection::open_with_flags(
+            &self.0,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.pragma_update(None, "cache_size", -32_000)?;
+        c.pragma_update(None, "mmap_size", 1_i64 << 30)?;
+        Ok(c)
+    }
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.query_row("SELECT 1", [], |_| Ok(()))
+    }
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    readers: r2d2::Pool<ReaderManager>,
+}
+
+/// Durability setting for commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: atomic and crash-consistent; a power cut may lose the last commits.
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before it returns.
+    Full,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, with [`Durability::Normal`].
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Durability::Normal)
+    }
+
+    /// Opens with a chosen durability.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display())))?;
+        }
+        let w = Connection::open(path).map_err(db)?;
+        w.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        w.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        w.pragma_update(None, "synchronous", sync).map_err(db)?;
+        w.pragma_update(None, "cache_size", -64_000).map_err(db)?;
+        w.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        w.execute_batch(SCHEMA).map_err(db)?;
+        let readers = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(2))
+            .build(ReaderManager(path.to_owned()))
+            .map_err(|e| StoreError::Backend(format!("opening readers: {e}")))?;
+        Ok(Self {
+            writer: Mutex::new(w),
+            readers,
+        })
+    }
+
+    fn reader(&self) -> Result<r2d2::PooledConnection<ReaderManager>> {
+        self.readers
+            .get()
+            .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+}
+
+fn person_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
+    row.get(0)
+}
+
+fn decode_persons(rows: Vec<String>) -> Result<Vec<Person>> {
+    rows.iter().map(|s| from_json(s)).collect()
+}
+
+fn event_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, String, i64, String, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn decode_event(
+    (seq, stream, version, kind, meta, change): (i64, String, i64, String, String, String),
+) -> Result<RecordedEvent> {
+    Ok(RecordedEvent {
+        seq,
+        stream,
+        version: version as u64,
+        kind,
+        meta: from_json(&meta)?,
+        change: from_json(&change)?,
+    })
+}
+
+fn upsert_person(tx: &rusqlite::Transaction<'_>, p: &Person, data: &str) -> Result<()> {
+    let ix = PersonIndex::of(p);
+    tx.prepare_cached(
+        "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, name_key = excluded.name_key,
+           birth_year = excluded.birth_year, commune = excluded.commune, province = excluded.province,
+           alive = excluded.alive, data = excluded.data",
+    )
+    .map_err(db)?
+    .execute(params![p.id.as_str(), p.version as i64, ix.name_key, ix.birth_year, ix.commune, ix.province, ix.alive, data])
+    .map_err(db)?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.reader()?
+            .query_row("SELECT 1", [], |_| Ok(()))
+            .map_err(db)
+    }
+
+    fn commit(&self, commit: &Commit) -> Result<Vec<i64>> {
+        let meta_json = to_json(&commit.meta)?;
+        let at = ts(&commit.meta.at);
+        self.write(|tx| {
+            let mut seqs = Vec::with_capacity(commit.appends.len());
+            let mut seen: Vec<(String, u64)> = Vec::new();
+            for a in &commit.appends {
+                let stream = a.stream().to_string();
+                // Several appends to one stream in a commit chain their versions.
+                let expected = a.expected();
+                let actual = match seen.iter().rev().find(|(s, _)| *s == stream) {
+                    Some((_, v)) => *v,
+                    None => {
+                        let v: Option<i64> = tx
+                            .prepare_cached("SELECT max(version) FROM events WHERE stream = ?1")
+                            .map_err(db)?
+                            .query_row([&stream], |r| r.get(0))
+                            .map_err(db)?;
+                        v.unwrap_or(0) as u64
+                    }
+                };
+                if expected == 0 && actual > 0 {
+                    return Err(StoreError::Exists(stream));
+                }
+                if actual != expected {
+                    return Err(StoreError::Conflict { stream, expected, actual });
+                }
+                let version = expected + 1;
+                tx.prepare_cached(
+                    "INSERT INTO events (stream, version, kind, at, meta, change) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db)?
+                .execute(params![stream, version as i64, a.kind(), at, meta_json, a.change_json()?])
+                .map_err(db)?;
+                seqs.push(tx.last_insert_rowid());
+                match a {
+                    Append::Person { state, .. } => upsert_person(tx, state, &to_json(state)?)?,
+                    Append::Household { state, .. } => {
+                        tx.prepare_cached(
+                            "INSERT INTO households (id, version, data) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data",
+                        )
+                        .map_err(db)?
+                        .execute(params![state.id, state.version as i64, to_json(state)?])
+                        .map_err(db)?;
+                    }
+                }
+                seen.push((stream, version));
+            }
+            if let Some(i) = &commit.idempotency {
+                let n = tx
+                    .prepare_cached(
+                        "INSERT INTO idempotency (actor, key, request_hash, status, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .map_err(db)?
+                    .execute(params![i.actor, i.key, i.request_hash, i.status, i.body])
+                    .map_err(db)?;
+                if n == 0 {
+                    return Err(StoreError::IdempotencyMismatch);
+                }
+            }
+            Ok(seqs)
+        })
+    }
+
+    fn person(&self, id: &PersonalId) -> Result<Option<Person>> {
+        let c = self.reader()?;
+        let s: Option<String> = c
+            .prepare_cached("SELECT data FROM persons WHERE id = ?1")
+            .map_err(db)?
+            .query_row([id.as_str()], person_row)
+            .optional()
+            .map_err(db)?;
+        s.map(|s| from_json(&s)).transpose()
+    }
+
+    fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare_cached("SELECT data FROM persons WHERE id = ?1")
+            .map_err(db)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = stmt
+                .query_row([id.as_str()], person_row)
+                .optional()
+                .map_err(db)?
+            {
+                out.push(from_json(&s)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn household(&self, id: &str) -> Result<Option<Household>> {
+        let c = self.reader()?;
+        let s: Option<String> = c
+            .prepare_cached("SELECT data FROM households WHERE id = ?1")
+            .map_err(db)?
+            .query_row([id], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        s.map(|s| from_json(&s)).transpose()
+    }
+
+    fn household_exists(&self, id: &str) -> Result<bool> {
+        let c = self.reader()?;
+        let n: i64 = c
+            .prepare_cached("SELECT count(*) FROM events WHERE stream = ?1")
+            .map_err(db)?
+            .query_row([format!("h:{id}")], |r| r.get(0))
+            .map_err(db)?;
+        Ok(n > 0)
+    }
+
+    fn events(
+        &self,
+        stream: &StreamId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordedEvent>> {
+        let c = self.reader()?;
+        let until = until.map(|t| ts(&t)).unwrap_or_else(|| "9999".to_owned());
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT seq, stream, version, kind, meta, change FROM events
+                 WHERE stream = ?1 AND at <= ?2 ORDER BY version",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![stream.to_string(), until], event_row)
+            .map_err(db)?;
+        rows.map(|r| r.map_err(db).and_then(decode_event)).collect()
+    }
+
+    fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<RecordedEvent>> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare_cached("SELECT seq, stream, version, kind, meta, change FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(db)?;
+        let rows = stmt.query_map(params![seq, limit], event_row).map_err(db)?;
+        rows.map(|r| r.map_err(db).and_then(decode_event)).collect()
+    }
+
+    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+        let c = self.reader()?;
+        // Prefix match as a range on the index: [key, key + U+FFFF).
+        let (lo, hi) = if q.prefix {
+            (q.name_key.clone(), format!("{}\u{ffff}", q.name_key))
+        } else {
+            (q.name_key.clone(), q.name_key.clone())
+        };
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT data FROM persons
+                 WHERE name_key >= ?1 AND name_key <= ?2
+                   AND (?3 IS NULL OR birth_year = ?3)
+                   AND (?4 IS NULL OR commune = ?4)
+                   AND (?5 IS NULL OR province = ?5)
+                 ORDER BY name_key, id LIMIT ?6",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(
+                params![lo, hi, q.birth_year, q.commune, q.province, q.limit],
+                person_row,
+            )
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)?;
+        decode_persons(rows)
+    }
+
+    fn people_of_commune(
+        &self,
+        commune: &str,
+        after: Option<&PersonalId>,
+        limit: u32,
+    ) -> Result<Vec<Person>> {
+        let c = self.reader()?;
+        let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT data FROM persons WHERE commune = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![commune, after, limit], person_row)
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)?;
+        decode_persons(rows)
+    }
+
+    fn count_people(&self) -> Result<u64> {
+        let c = self.reader()?;
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM persons", [], |r| r.get(0))
+            .map_err(db)?;
+        Ok(n as u64)
+    }
+
+    fn idempotent(&self, actor: &str, key: &str) -> Result<Option<IdempotentResponse>> {
+        let c = self.reader()?;
+        c.prepare_cached(
+            "SELECT request_hash, status, body FROM idempotency WHERE actor = ?1 AND key = ?2",
+        )
+        .map_err(db)?
+        .query_row([actor, key], |r| {
+            Ok(IdempotentResponse {
+                key: key.to_owned(),
+                actor: actor.to_owned(),
+                request_hash: r.get(0)?,
+                status: r.get(1)?,
+                body: r.get(2)?,
+            })
+        })
+        .optional()
+        .map_err(db)
+    }
+
+    fn add_officer(&self, o: &OfficerRecord) -> Result<()> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO officers (id, data, token_hash, created_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    params![o.officer.id, to_json(&o.officer)?, o.token_hash, ts(&o.created_at)],
+                )
+                .map_err(db)?;
+            if n == 0 { Err(StoreError::Exists(format!("officer {}", o.officer.id))) } else { Ok(()) }
+        })
+    }
+
+    fn officer_by_token(&self, token_hash: &str) -> Result<Option<Officer>> {
+        let c = self.reader()?;
+        let s: Option<String> = c
+            .prepare_cached("SELECT data FROM officers WHERE token_hash = ?1")
+            .map_err(db)?
+            .query_row([token_hash], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        s.map(|s| from_json(&s)).transpose()
+    }
+
+    fn officers(&self) -> Result<Vec<Officer>> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare_cached("SELECT data FROM officers ORDER BY id")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)?;
+        rows.iter().map(|s| from_json(s)).collect()
+    }
+
+    fn record_access(&self, entries: &[AccessEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO access_log (person, actor, at, purpose, action) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(db)?;
+            for e in entries {
+                stmt.execute(params![e.person.as_str(), e.actor, ts(&e.at), e.purpose, e.action]).map_err(db)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare_cached(
+                "SELECT actor, at, purpose, action FROM access_log WHERE person = ?1 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![person.as_str(), limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)?;
+        rows.into_iter()
+            .map(|(actor, at, purpose, action)| {
+                let at = DateTime::parse_from_rfc3339(&at)
+                    .map_err(|e| StoreError::Backend(format!("bad timestamp {at}: {e}")))?
+                    .with_timezone(&Utc);
+                Ok(AccessEntry {
+                    actor,
+                    at,
+                    person: *person,
+                    purpose,
+                    action,
+                })
+            })
+            .collect()
+    }
+
+    fn import_batch(
+        &self,
+        import_id: &str,
+        rows: &[ImportRow],
+        meta: &EventMeta,
+    ) -> Result<Vec<u64>> {
+        let meta_json = to_json(meta)?;
+        let at = ts(&meta.at);
+        let last = rows.iter().map(|r| r.line).max().unwrap_or(0);
+        self.write(|tx| {
+            let mut dupes = Vec::new();
+            let mut ins_person = tx
+                .prepare_cached(
+                    "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+                )
+                .map_err(db)?;
+            let mut ins_event = tx
+                .prepare_cached(
+                    "INSERT INTO events (stream, version, kind, at, meta, change)
+                     VALUES (?1, 1, 'record_imported', ?2, ?3, ?4)",
+                )
+                .map_err(db)?;
+            let mut stream = String::with_capacity(14);
+            let mut change = String::with_capacity(1024);
+            for row in rows {
+                let p = &row.person;
+                let ix = PersonIndex::of(p);
+                let data = to_json(p)?;
+                let n = ins_person
+                    .execute(params![p.id.as_str(), ix.name_key, ix.birth_year, ix.commune, ix.province, ix.alive, data])
+                    .map_err(db)?;
+                if n == 0 {
+                    dupes.push(row.line);
+                    continue;
+                }
+                stream.clear();
+                stream.push_str("p:");
+                stream.push_str(p.id.as_str());
+                change.clear();
+                change.push_str(r#"{"type":"record_imported","record":"#);
+                change.push_str(&data);
+                change.push('}');
+                ins_event.execute(params![stream, at, meta_json, change]).map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO imports (id, last_line, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET last_line = excluded.last_line, updated_at = excluded.updated_at",
+                params![import_id, last as i64, at],
+            )
+            .map_err(db)?;
+            Ok(dupes)
+        })
+    }
+
+    fn import_progress(&self, import_id: &str) -> Result<Option<u64>> {
+        let c = self.reader()?;
+        let v: Option<i64> = c
+            .query_row(
+                "SELECT last_line FROM imports WHERE id = ?1",
+                [import_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        Ok(v.map(|v| v as u64))
+    }
+
+    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()> {
+        let c = self.reader()?;
+        let mut after = String::new();
+        let mut stmt = c
+            .prepare_cached("SELECT id, data FROM persons WHERE id > ?1 ORDER BY id LIMIT 5000")
+            .map_err(db)?;
+        loop {
+            let page = stmt
+                .query_map([&after], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = last.clone();
+            for (_, data) in page {
+                f(from_json(&data)?)?;
+            }
+        }
+    }
+}
