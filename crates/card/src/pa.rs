@@ -191,11 +191,53 @@ fn pem_blocks(pem: &[u8], label: &str) -> Result<Vec<Vec<u8>>, TrustError> {
     Ok(out)
 }
 
+/// Remembers signatures already verified against this store (a document signer certificate
+/// is shared by many cards, a CRL by all of them), so each is checked once. Keyed by SHA-256 of
+/// the exact bytes, bounded in size; it changes speed only, never an outcome.
+#[derive(Debug, Default)]
+struct VerifiedMemo(std::sync::Mutex<HashMap<[u8; 32], usize>>);
+
+const MEMO_LIMIT: usize = 4096;
+
+impl Clone for VerifiedMemo {
+    fn clone(&self) -> Self {
+        VerifiedMemo(std::sync::Mutex::new(
+            self.0.lock().map(|m| m.clone()).unwrap_or_default(),
+        ))
+    }
+}
+
+impl VerifiedMemo {
+    fn key(parts: &[&[u8]]) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        h.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<usize> {
+        self.0.lock().ok()?.get(key).copied()
+    }
+
+    fn put(&self, key: [u8; 32], value: usize) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(key, value);
+        }
+    }
+}
+
 /// The trusted country signing CA certificates (CSCA).
 #[derive(Debug, Clone, Default)]
 pub struct TrustStore {
     certs: Vec<CertEntry>,
     by_subject: HashMap<Vec<u8>, Vec<usize>>,
+    memo: VerifiedMemo,
 }
 
 /// What loading a master list found.
@@ -306,10 +348,17 @@ impl TrustStore {
                 ),
             ));
         };
+        let key = VerifiedMemo::key(&[b"cert", &cert.der]);
+        if let Some(i) = self.memo.get(&key).filter(|i| candidates.contains(i)) {
+            return Ok(&self.certs[i]);
+        }
         let mut last = None;
         for &i in candidates {
             match cert.verify_issued_by(&self.certs[i]) {
-                Ok(()) => return Ok(&self.certs[i]),
+                Ok(()) => {
+                    self.memo.put(key, i);
+                    return Ok(&self.certs[i]);
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -696,7 +745,15 @@ pub fn passive_authentication(
         let mut verified = 0;
         let mut revoked = None;
         for crl in relevant {
-            if crl.verify_by(csca).is_ok() {
+            let key = VerifiedMemo::key(&[b"crl", &crl.der, &csca.der]);
+            let ok = trust.memo.get(&key).is_some() || {
+                let ok = crl.verify_by(csca).is_ok();
+                if ok {
+                    trust.memo.put(key, 0);
+                }
+                ok
+            };
+            if ok {
                 verified += 1;
                 if let Some(t) = crl.revocation_of(&ds) {
                     revoked = Some(*t);
