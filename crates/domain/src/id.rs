@@ -219,7 +219,7 @@ impl PersonalId {
 
     /// The sex the 4th digit encodes.
     pub fn sex(&self) -> Sex {
-        if (self.0[3] - b'0') % 2 == 0 {
+        if (self.0[3] - b'0').is_multiple_of(2) {
             Sex::Male
         } else {
             Sex::Female

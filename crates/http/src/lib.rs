@@ -58,13 +58,11 @@ impl AppState {
             .filter(|t| !t.is_empty() && t.len() < 200)
             .ok_or_else(ApiError::unauthenticated)?;
         let hash = credentials::token_hash(token);
-        if let Ok(cache) = self.tokens.read() {
-            if let Some((o, at)) = cache.get(&hash) {
-                if at.elapsed() < TOKEN_CACHE_TTL {
+        if let Ok(cache) = self.tokens.read()
+            && let Some((o, at)) = cache.get(&hash)
+                && at.elapsed() < TOKEN_CACHE_TTL {
                     return Ok(o.clone());
                 }
-            }
-        }
         let registry = self.registry.clone();
         let h = hash.clone();
         let officer = blocking(move || registry.store().officer_by_token(&h).map_err(Into::into))

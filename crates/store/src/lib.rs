@@ -64,6 +64,9 @@ impl std::fmt::Display for StreamId {
 }
 
 /// One change to append, with the state it produces (computed by the domain fold).
+// A commit holds a handful of these for the duration of one call, so boxing the larger variant
+// would buy nothing measurable.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Append {
     /// A person event; `expected` is the version the writer read (0 for a new person).
@@ -262,6 +265,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         rows: &[ImportRow],
         meta: &EventMeta,
     ) -> Result<Vec<u64>>;
+    /// Loads new households (creation events and projections) in one transaction. Households
+    /// whose number exists are skipped and returned.
+    fn import_households(&self, households: &[Household], meta: &EventMeta) -> Result<Vec<String>> {
+        // Portable fallback: one commit per household. Backends override it with a batch.
+        let mut taken = Vec::new();
+        for h in households {
+            let change = HouseholdChange::Created { address: h.address.clone(), members: h.members.clone() };
+            let commit = Commit {
+                meta: meta.clone(),
+                appends: vec![Append::Household { expected: 0, change, state: h.clone() }],
+                idempotency: None,
+            };
+            match self.commit(&commit) {
+                Ok(_) => {}
+                Err(StoreError::Exists(_)) => taken.push(h.id.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(taken)
+    }
     /// The last line of an import committed so far.
     fn import_progress(&self, import_id: &str) -> Result<Option<u64>>;
     /// Calls `f` for every person, in ID order, in pages (for export).

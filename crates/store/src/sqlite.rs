@@ -577,6 +577,32 @@ impl Store for SqliteStore {
         })
     }
 
+    fn import_households(&self, households: &[Household], meta: &EventMeta) -> Result<Vec<String>> {
+        let meta_json = to_json(meta)?;
+        let at = ts(&meta.at);
+        self.write(|tx| {
+            let mut taken = Vec::new();
+            let mut ins = tx
+                .prepare_cached("INSERT INTO households (id, version, data) VALUES (?1, 1, ?2) ON CONFLICT DO NOTHING")
+                .map_err(db)?;
+            let mut ev = tx
+                .prepare_cached(
+                    "INSERT INTO events (stream, version, kind, at, meta, change)
+                     VALUES (?1, 1, 'household_created', ?2, ?3, ?4)",
+                )
+                .map_err(db)?;
+            for h in households {
+                if ins.execute(params![h.id, to_json(h)?]).map_err(db)? == 0 {
+                    taken.push(h.id.clone());
+                    continue;
+                }
+                let change = HouseholdChange::Created { address: h.address.clone(), members: h.members.clone() };
+                ev.execute(params![format!("h:{}", h.id), at, meta_json, to_json(&change)?]).map_err(db)?;
+            }
+            Ok(taken)
+        })
+    }
+
     fn import_progress(&self, import_id: &str) -> Result<Option<u64>> {
         let c = self.reader()?;
         let v: Option<i64> = c
