@@ -1,0 +1,881 @@
+//! The scale-out backend: PostgreSQL, through a pool of blocking connections.
+//!
+//! It keeps the contract of the SQLite backend exactly; the differences are in how it gets there:
+//!
+//! * **Concurrent writers.** Many nodes and threads commit at once, so an optimistic version is
+//!   enforced by the primary key `(stream, version)` of `events`: two commits that read the same
+//!   version both try to insert the next one, and the loser's unique violation (SQLSTATE 23505)
+//!   becomes [`StoreError::Conflict`] (or [`StoreError::Exists`] for a creation), after the whole
+//!   transaction is rolled back.
+//! * **Outbox order.** `seq` comes from a sequence, and sequence values are handed out before
+//!   commit, so without care a reader of [`Store::events_after`] could see seq 8 committed while
+//!   seq 7 is still in flight, move past it and never deliver it. Every transaction that appends
+//!   events therefore takes a transaction-scoped advisory lock (one per schema) just before its
+//!   event inserts and keeps it until its commit is visible: seq values become visible in
+//!   increasing order. Projections and idempotency records are written before that lock, so the
+//!   serialised part of a commit is short.
+//! * **No deadlocks between commits.** Projection rows are upserted in stream order, then the
+//!   idempotency record, then the advisory lock: every writer takes its locks in one order.
+//! * **Layout.** Tables are keyed by personal ID or stream so they can be distributed by it. Key
+//!   columns use `COLLATE "C"` so text sorts by bytes as in SQLite (the prefix search is a range
+//!   up to `key + U+FFFF`). JSON is kept as `text`: it is written and read as-is and parsed by
+//!   serde in the process, which is faster than a round-trip through `jsonb`.
+//! * **URL.** A `postgres://` URL as libpq takes it (`options=-csearch_path%3Dname` selects a
+//!   schema, which must exist), plus `pool_max=N` for the pool size (default 16). The schema is
+//!   created on open if missing.
+
+use crate::*;
+use ::postgres::error::SqlState;
+use ::postgres::types::ToSql;
+use ::postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use dancu_domain::event::{Household, HouseholdChange};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Connections in the pool unless the URL says `pool_max=N`.
+pub const DEFAULT_POOL_MAX: u32 = 16;
+
+/// Rows per page in [`Store::for_each_person`].
+const PAGE: i64 = 5000;
+
+/// Advisory lock taken while the schema is created, so concurrent first starts do not race on
+/// `CREATE TABLE IF NOT EXISTS` (which is not safe against itself).
+const SCHEMA_LOCK: i64 = 0x6461_6e63_7500_0001;
+
+/// High half of the per-schema advisory lock that orders event appends; the low half is the oid
+/// of the schema's `events` table.
+const APPEND_LOCK_TAG: i64 = 0x6463_7601;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq bigserial NOT NULL,
+    stream text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    kind text NOT NULL,
+    at timestamptz NOT NULL,
+    meta text NOT NULL,
+    change text NOT NULL,
+    CONSTRAINT events_pkey PRIMARY KEY (stream, version)
+);
+CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
+CREATE TABLE IF NOT EXISTS persons (
+    id text COLLATE "C" PRIMARY KEY,
+    version bigint NOT NULL,
+    name_key text COLLATE "C" NOT NULL,
+    birth_year integer NOT NULL,
+    commune text COLLATE "C",
+    province text COLLATE "C",
+    alive boolean NOT NULL,
+    data text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS persons_name ON persons (name_key, birth_year);
+CREATE INDEX IF NOT EXISTS persons_commune ON persons (commune, id);
+CREATE TABLE IF NOT EXISTS households (
+    id text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, data text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+    actor text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, request_hash text NOT NULL,
+    status integer NOT NULL, body text NOT NULL, PRIMARY KEY (actor, key)
+);
+CREATE TABLE IF NOT EXISTS officers (
+    id text COLLATE "C" PRIMARY KEY, data text NOT NULL, token_hash text COLLATE "C" NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_log (
+    seq bigserial NOT NULL, person text COLLATE "C" NOT NULL, actor text NOT NULL,
+    at timestamptz NOT NULL, purpose text NOT NULL, action text NOT NULL,
+    PRIMARY KEY (person, seq)
+);
+CREATE TABLE IF NOT EXISTS imports (
+    id text COLLATE "C" PRIMARY KEY, last_line bigint NOT NULL, updated_at timestamptz NOT NULL
+);
+"#;
+
+const SELECT_VERSIONS: &str =
+    "SELECT stream, max(version) FROM events WHERE stream = ANY($1) GROUP BY stream";
+const UPSERT_PERSON: &str =
+    "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (id) DO UPDATE SET version = excluded.version, name_key = excluded.name_key,
+       birth_year = excluded.birth_year, commune = excluded.commune, province = excluded.province,
+       alive = excluded.alive, data = excluded.data";
+const UPSERT_HOUSEHOLD: &str = "INSERT INTO households (id, version, data) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET version = excluded.version, data = excluded.data";
+const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (actor, key, request_hash, status, body)
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const APPEND_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+const INSERT_EVENT: &str = "INSERT INTO events (stream, version, kind, at, meta, change)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
+const STREAM_VERSION: &str = "SELECT coalesce(max(version), 0) FROM events WHERE stream = $1";
+const SELECT_PERSON: &str = "SELECT data FROM persons WHERE id = $1";
+const SELECT_PERSONS: &str = "SELECT id, data FROM persons WHERE id = ANY($1)";
+const SELECT_HOUSEHOLD: &str = "SELECT data FROM households WHERE id = $1";
+const HOUSEHOLD_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)";
+const SELECT_EVENTS: &str = "SELECT seq, stream, version, kind, meta, change FROM events
+     WHERE stream = $1 AND ($2::timestamptz IS NULL OR at <= $2) ORDER BY version";
+const SELECT_EVENTS_AFTER: &str = "SELECT seq, stream, version, kind, meta, change FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
+const SEARCH: &str = "SELECT data FROM persons
+     WHERE name_key >= $1 AND name_key <= $2
+       AND ($3::integer IS NULL OR birth_year = $3)
+       AND ($4::text IS NULL OR commune = $4)
+       AND ($5::text IS NULL OR province = $5)
+     ORDER BY name_key, id LIMIT $6";
+const PEOPLE_OF_COMMUNE: &str =
+    "SELECT data FROM persons WHERE commune = $1 AND id > $2 ORDER BY id LIMIT $3";
+const COUNT_PEOPLE: &str = "SELECT count(*) FROM persons";
+const SELECT_IDEMPOTENCY: &str =
+    "SELECT request_hash, status, body FROM idempotency WHERE actor = $1 AND key = $2";
+const INSERT_OFFICER: &str = "INSERT INTO officers (id, data, token_hash, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+const OFFICER_BY_TOKEN: &str = "SELECT data FROM officers WHERE token_hash = $1";
+const SELECT_OFFICERS: &str = "SELECT data FROM officers ORDER BY id";
+const INSERT_ACCESS: &str = "INSERT INTO access_log (person, actor, at, purpose, action)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])";
+const SELECT_ACCESS: &str = "SELECT actor, at, purpose, action FROM access_log WHERE person = $1 ORDER BY seq DESC LIMIT $2";
+const IMPORT_PERSONS: &str = "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
+     SELECT id, 1, name_key, birth_year, commune, province, alive, data
+     FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::boolean[], $7::text[])
+       AS r (id, name_key, birth_year, commune, province, alive, data)
+     ON CONFLICT (id) DO NOTHING RETURNING id";
+const IMPORT_EVENTS: &str = "INSERT INTO events (stream, version, kind, at, meta, change)
+     SELECT stream, 1, 'record_imported', $2, $3, change FROM unnest($1::text[], $4::text[]) AS r (stream, change)";
+const IMPORT_HOUSEHOLDS: &str = "INSERT INTO households (id, version, data)
+     SELECT id, 1, data FROM unnest($1::text[], $2::text[]) AS r (id, data)
+     ON CONFLICT (id) DO NOTHING RETURNING id";
+const IMPORT_HOUSEHOLD_EVENTS: &str = "INSERT INTO events (stream, version, kind, at, meta, change)
+     SELECT stream, 1, 'household_created', $2, $3, change FROM unnest($1::text[], $4::text[]) AS r (stream, change)";
+const IMPORT_MARK: &str = "INSERT INTO imports (id, last_line, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET last_line = excluded.last_line, updated_at = excluded.updated_at";
+const IMPORT_PROGRESS: &str = "SELECT last_line FROM imports WHERE id = $1";
+const PERSON_PAGE: &str = "SELECT id, data FROM persons WHERE id > $1 ORDER BY id LIMIT $2";
+
+fn pg(e: ::postgres::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn count(n: u64) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Backend(format!("{n} does not fit a bigint")))
+}
+
+/// A pooled connection with the statements already prepared on it.
+struct PgConn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn")
+            .field("statements", &self.statements.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prepares `sql` once per connection; prepared statements outlive transactions, even aborted ones.
+fn prepared(
+    cache: &mut HashMap<&'static str, Statement>,
+    client: &mut impl GenericClient,
+    sql: &'static str,
+) -> Result<Statement> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql).map_err(pg)?;
+    cache.insert(sql, s.clone());
+    Ok(s)
+}
+
+impl PgConn {
+    fn stmt(&mut self, sql: &'static str) -> Result<Statement> {
+        prepared(&mut self.statements, &mut self.client, sql)
+    }
+}
+
+/// Opens `postgres::Client`s for the pool.
+#[derive(Debug)]
+struct Manager(Config);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = ::postgres::Error;
+    fn connect(&self) -> Result<PgConn, ::postgres::Error> {
+        Ok(PgConn {
+            client: self.0.connect(NoTls)?,
+            statements: HashMap::new(),
+        })
+    }
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), ::postgres::Error> {
+        conn.client.simple_query("").map(|_| ())
+    }
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.client.is_closed()
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Debug)]
+pub struct PgStore {
+    pool: r2d2::Pool<Manager>,
+    /// Key of the advisory lock that orders event appends in this schema.
+    append_lock: i64,
+}
+
+/// Splits our own `pool_max` parameter off a URL and parses the rest as libpq would.
+fn parse_url(url: &str) -> Result<(Config, u32)> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut pool_max = DEFAULT_POOL_MAX;
+    let mut kept = Vec::new();
+    for pair in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("pool_max", n)) => {
+                pool_max = n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    StoreError::Backend(format!(
+                        "pool_max in the database URL must be a positive number, not {n:?}"
+                    ))
+                })?;
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    // The error names the bad part of the URL; the URL itself (with its password) is not repeated.
+    let mut config = Config::from_str(&url)
+        .map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+    if config.get_application_name().is_none() {
+        config.application_name("dancu");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    Ok((config, pool_max))
+}
+
+impl PgStore {
+    /// Connects, creates the schema if it is missing and opens a pool of connections.
+    pub fn open(url: &str) -> Result<Self> {
+        let (config, pool_max) = parse_url(url)?;
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))?;
+        let mut tx = client.transaction().map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .map_err(pg)?;
+        tx.batch_execute(SCHEMA)
+            .map_err(|e| StoreError::Backend(format!("creating the schema: {e}")))?;
+        let oid: i64 = tx
+            .query_one("SELECT 'events'::regclass::oid::bigint", &[])
+            .map_err(pg)?
+            .get(0);
+        tx.commit().map_err(pg)?;
+        drop(client);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_max)
+            .min_idle(Some(1))
+            // A checkout test costs a round trip on every call; a dead connection is noticed by
+            // `has_broken` when it is returned instead.
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(30))
+            .build(Manager(config))
+            .map_err(|e| StoreError::Backend(format!("opening the PostgreSQL pool: {e}")))?;
+        Ok(Self {
+            pool,
+            append_lock: (APPEND_LOCK_TAG << 32) | oid,
+        })
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Backend(format!("no PostgreSQL connection: {e}")))
+    }
+
+    fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let mut c = self.conn()?;
+        let stmt = c.stmt(sql)?;
+        c.client.query(&stmt, params).map_err(pg)
+    }
+
+    fn query_opt(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+        let mut c = self.conn()?;
+        let stmt = c.stmt(sql)?;
+        c.client.query_opt(&stmt, params).map_err(pg)
+    }
+
+    fn query_one(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+        let mut c = self.conn()?;
+        let stmt = c.stmt(sql)?;
+        c.client.query_one(&stmt, params).map_err(pg)
+    }
+}
+
+fn decode_persons(rows: &[Row]) -> Result<Vec<Person>> {
+    rows.iter()
+        .map(|r| from_json(r.get::<_, &str>(0)))
+        .collect()
+}
+
+fn decode_event(row: &Row) -> Result<RecordedEvent> {
+    let version: i64 = row.get(2);
+    Ok(RecordedEvent {
+        seq: row.get(0),
+        stream: row.get(1),
+        version: version as u64,
+        kind: row.get(3),
+        meta: from_json(row.get::<_, &str>(4))?,
+        change: from_json(row.get::<_, &str>(5))?,
+    })
+}
+
+/// Why a commit's transaction failed.
+enum CommitFailure {
+    /// A rule of the contract or the database refused it.
+    Store(StoreError),
+    /// The insert of `stream`'s next version collided with a concurrent commit.
+    Raced { stream: String, expected: u64 },
+}
+
+impl From<StoreError> for CommitFailure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+fn is_unique_violation(e: &::postgres::Error, constraint: &str) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && e.as_db_error()
+            .and_then(|d| d.constraint())
+            .is_none_or(|c| c == constraint)
+}
+
+impl PgStore {
+    fn try_commit(
+        &self,
+        conn: &mut PgConn,
+        commit: &Commit,
+        meta_json: &str,
+    ) -> std::result::Result<Vec<i64>, CommitFailure> {
+        let PgConn { client, statements } = conn;
+        let mut tx = client.transaction().map_err(pg)?;
+
+        // Check every stream's version, chaining several appends to one stream.
+        let streams: Vec<String> = commit
+            .appends
+            .iter()
+            .map(|a| a.stream().to_string())
+            .collect();
+        let mut distinct: Vec<&str> = streams.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let stmt = prepared(statements, &mut tx, SELECT_VERSIONS)?;
+        let mut versions: HashMap<String, u64> = HashMap::with_capacity(distinct.len());
+        for row in tx.query(&stmt, &[&distinct]).map_err(pg)? {
+            let v: Option<i64> = row.get(1);
+            versions.insert(row.get(0), v.unwrap_or(0) as u64);
+        }
+        let mut planned = Vec::with_capacity(commit.appends.len());
+        // Final state of each stream: the last append to it wins. Sorted, so that every writer
+        // locks projection rows in the same order.
+        let mut last: BTreeMap<&str, &Append> = BTreeMap::new();
+        for (a, stream) in commit.appends.iter().zip(&streams) {
+            let actual = versions.get(stream.as_str()).copied().unwrap_or(0);
+            let expected = a.expected();
+            if expected == 0 && actual > 0 {
+                return Err(StoreError::Exists(stream.clone()).into());
+            }
+            if actual != expected {
+                return Err(StoreError::Conflict {
+                    stream: stream.clone(),
+                    expected,
+                    actual,
+                }
+                .into());
+            }
+            versions.insert(stream.clone(), expected + 1);
+            planned.push((stream.as_str(), expected));
+            last.insert(stream.as_str(), a);
+        }
+
+        for a in last.values() {
+            match a {
+                Append::Person { state, .. } => {
+                    let ix = PersonIndex::of(state);
+                    let stmt = prepared(statements, &mut tx, UPSERT_PERSON)?;
+                    tx.execute(
+                        &stmt,
+                        &[
+                            &state.id.as_str(),
+                            &count(state.version)?,
+                            &ix.name_key,
+                            &ix.birth_year,
+                            &ix.commune,
+                            &ix.province,
+                            &ix.alive,
+                            &to_json(state)?,
+                        ],
+                    )
+                    .map_err(pg)?;
+                }
+                Append::Household { state, .. } => {
+                    let stmt = prepared(statements, &mut tx, UPSERT_HOUSEHOLD)?;
+                    tx.execute(
+                        &stmt,
+                        &[&state.id, &count(state.version)?, &to_json(state)?],
+                    )
+                    .map_err(pg)?;
+                }
+            }
+        }
+
+        if let Some(i) = &commit.idempotency {
+            let stmt = prepared(statements, &mut tx, INSERT_IDEMPOTENCY)?;
+            let n = tx
+                .execute(
+                    &stmt,
+                    &[
+                        &i.actor,
+                        &i.key,
+                        &i.request_hash,
+                        &i32::from(i.status),
+                        &i.body,
+                    ],
+                )
+                .map_err(pg)?;
+            if n == 0 {
+                return Err(StoreError::IdempotencyMismatch.into());
+            }
+        }
+
+        let mut seqs = Vec::with_capacity(commit.appends.len());
+        if !commit.appends.is_empty() {
+            let stmt = prepared(statements, &mut tx, APPEND_LOCK)?;
+            tx.execute(&stmt, &[&self.append_lock]).map_err(pg)?;
+            let stmt = prepared(statements, &mut tx, INSERT_EVENT)?;
+            for (a, (stream, expected)) in commit.appends.iter().zip(planned) {
+                let row = tx.query_one(
+                    &stmt,
+                    &[
+                        &stream,
+                        &count(expected + 1)?,
+                        &a.kind(),
+                        &commit.meta.at,
+                        &meta_json,
+                        &a.change_json()?,
+                    ],
+                );
+                match row {
+                    Ok(row) => seqs.push(row.get(0)),
+                    Err(e) if is_unique_violation(&e, "events_pkey") => {
+                        return Err(CommitFailure::Raced {
+                            stream: stream.to_owned(),
+                            expected,
+                        });
+                    }
+                    Err(e) => return Err(pg(e).into()),
+                }
+            }
+        }
+        tx.commit().map_err(pg)?;
+        Ok(seqs)
+    }
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ping(&self) -> Result<()> {
+        let mut c = self.conn()?;
+        c.client.simple_query("SELECT 1").map(|_| ()).map_err(pg)
+    }
+
+    fn commit(&self, commit: &Commit) -> Result<Vec<i64>> {
+        let meta_json = to_json(&commit.meta)?;
+        let mut conn = self.conn()?;
+        match self.try_commit(&mut conn, commit, &meta_json) {
+            Ok(seqs) => Ok(seqs),
+            Err(CommitFailure::Store(e)) => Err(e),
+            // The transaction is rolled back; the winner has committed (a unique violation is
+            // only raised once it has), so its version is visible now.
+            Err(CommitFailure::Raced { stream, expected }) => {
+                let stmt = conn.stmt(STREAM_VERSION)?;
+                let actual: i64 = conn.client.query_one(&stmt, &[&stream]).map_err(pg)?.get(0);
+                if expected == 0 {
+                    Err(StoreError::Exists(stream))
+                } else {
+                    Err(StoreError::Conflict {
+                        stream,
+                        expected,
+                        actual: actual as u64,
+                    })
+                }
+            }
+        }
+    }
+
+    fn person(&self, id: &PersonalId) -> Result<Option<Person>> {
+        self.query_opt(SELECT_PERSON, &[&id.as_str()])?
+            .map(|r| from_json(r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&str> = ids.iter().map(PersonalId::as_str).collect();
+        let rows = self.query(SELECT_PERSONS, &[&keys])?;
+        let found: HashMap<&str, &str> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        // In the order asked for, as the SQLite backend answers.
+        keys.iter()
+            .filter_map(|k| found.get(k))
+            .map(|data| from_json(data))
+            .collect()
+    }
+
+    fn household(&self, id: &str) -> Result<Option<Household>> {
+        self.query_opt(SELECT_HOUSEHOLD, &[&id])?
+            .map(|r| from_json(r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    fn household_exists(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .query_one(HOUSEHOLD_EXISTS, &[&format!("h:{id}")])?
+            .get(0))
+    }
+
+    fn events(
+        &self,
+        stream: &StreamId,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.query(SELECT_EVENTS, &[&stream.to_string(), &until])?
+            .iter()
+            .map(decode_event)
+            .collect()
+    }
+
+    fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<RecordedEvent>> {
+        self.query(SELECT_EVENTS_AFTER, &[&seq, &i64::from(limit)])?
+            .iter()
+            .map(decode_event)
+            .collect()
+    }
+
+    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+        // Prefix match as a range on the index: [key, key + U+FFFF], bytewise under COLLATE "C".
+        let hi = if q.prefix {
+            format!("{}\u{ffff}", q.name_key)
+        } else {
+            q.name_key.clone()
+        };
+        let rows = self.query(
+            SEARCH,
+            &[
+                &q.name_key,
+                &hi,
+                &q.birth_year,
+                &q.commune,
+                &q.province,
+                &i64::from(q.limit),
+            ],
+        )?;
+        decode_persons(&rows)
+    }
+
+    fn people_of_commune(
+        &self,
+        commune: &str,
+        after: Option<&PersonalId>,
+        limit: u32,
+    ) -> Result<Vec<Person>> {
+        let after = after.map(PersonalId::as_str).unwrap_or("");
+        decode_persons(&self.query(PEOPLE_OF_COMMUNE, &[&commune, &after, &i64::from(limit)])?)
+    }
+
+    fn count_people(&self) -> Result<u64> {
+        let n: i64 = self.query_one(COUNT_PEOPLE, &[])?.get(0);
+        Ok(n as u64)
+    }
+
+    fn idempotent(&self, actor: &str, key: &str) -> Result<Option<IdempotentResponse>> {
+        let Some(r) = self.query_opt(SELECT_IDEMPOTENCY, &[&actor, &key])? else {
+            return Ok(None);
+        };
+        let status: i32 = r.get(1);
+        Ok(Some(IdempotentResponse {
+            key: key.to_owned(),
+            actor: actor.to_owned(),
+            request_hash: r.get(0),
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Backend(format!("stored status {status}")))?,
+            body: r.get(2),
+        }))
+    }
+
+    fn add_officer(&self, o: &OfficerRecord) -> Result<()> {
+        let mut c = self.conn()?;
+        let stmt = c.stmt(INSERT_OFFICER)?;
+        let n = c
+            .client
+            .execute(
+                &stmt,
+                &[
+                    &o.officer.id,
+                    &to_json(&o.officer)?,
+                    &o.token_hash,
+                    &o.created_at,
+                ],
+            )
+            .map_err(pg)?;
+        if n == 0 {
+            Err(StoreError::Exists(format!("officer {}", o.officer.id)))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn officer_by_token(&self, token_hash: &str) -> Result<Option<Officer>> {
+        self.query_opt(OFFICER_BY_TOKEN, &[&token_hash])?
+            .map(|r| from_json(r.get::<_, &str>(0)))
+            .transpose()
+    }
+
+    fn officers(&self) -> Result<Vec<Officer>> {
+        self.query(SELECT_OFFICERS, &[])?
+            .iter()
+            .map(|r| from_json(r.get::<_, &str>(0)))
+            .collect()
+    }
+
+    fn record_access(&self, entries: &[AccessEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        // One statement: atomic without an explicit transaction, and seq follows the slice order.
+        let persons: Vec<&str> = entries.iter().map(|e| e.person.as_str()).collect();
+        let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
+        let ats: Vec<DateTime<Utc>> = entries.iter().map(|e| e.at).collect();
+        let purposes: Vec<&str> = entries.iter().map(|e| e.purpose.as_str()).collect();
+        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+        let mut c = self.conn()?;
+        let stmt = c.stmt(INSERT_ACCESS)?;
+        c.client
+            .execute(&stmt, &[&persons, &actors, &ats, &purposes, &actions])
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>> {
+        let rows = self.query(SELECT_ACCESS, &[&person.as_str(), &i64::from(limit)])?;
+        Ok(rows
+            .iter()
+            .map(|r| AccessEntry {
+                actor: r.get(0),
+                at: r.get(1),
+                person: *person,
+                purpose: r.get(2),
+                action: r.get(3),
+            })
+            .collect())
+    }
+
+    fn import_batch(
+        &self,
+        import_id: &str,
+        rows: &[ImportRow],
+        meta: &EventMeta,
+    ) -> Result<Vec<u64>> {
+        let meta_json = to_json(meta)?;
+        let last = rows.iter().map(|r| r.line).max().unwrap_or(0);
+
+        // A second row with an ID seen earlier in the batch is a duplicate like one already stored.
+        let mut seen = HashSet::with_capacity(rows.len());
+        let fresh: Vec<bool> = rows.iter().map(|r| seen.insert(r.person.id)).collect();
+        // Rows are written in ID order: it is the order in which commits lock projection rows (so
+        // an import and a commit touching the same people cannot deadlock), and it keeps index
+        // inserts close together.
+        let mut order: Vec<&Person> = rows
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| &r.person)
+            .collect();
+        order.sort_unstable_by_key(|p| p.id);
+        let n = order.len();
+        let (mut ids, mut keys, mut years, mut communes, mut provinces, mut alive, mut data) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for p in &order {
+            let ix = PersonIndex::of(p);
+            ids.push(p.id.as_str());
+            keys.push(ix.name_key);
+            years.push(ix.birth_year);
+            communes.push(ix.commune);
+            provinces.push(ix.province);
+            alive.push(ix.alive);
+            data.push(to_json(p)?);
+        }
+
+        let mut conn = self.conn()?;
+        let PgConn { client, statements } = &mut *conn;
+        let mut tx = client.transaction().map_err(pg)?;
+        let inserted: HashSet<String> = if ids.is_empty() {
+            HashSet::new()
+        } else {
+            let stmt = prepared(statements, &mut tx, IMPORT_PERSONS)?;
+            let returned = tx
+                .query(
+                    &stmt,
+                    &[&ids, &keys, &years, &communes, &provinces, &alive, &data],
+                )
+                .map_err(pg)?;
+            returned.iter().map(|r| r.get(0)).collect()
+        };
+        let mut streams = Vec::with_capacity(inserted.len());
+        let mut changes = Vec::with_capacity(inserted.len());
+        for (p, json) in order.iter().zip(&data) {
+            if inserted.contains(p.id.as_str()) {
+                streams.push(StreamId::Person(p.id).to_string());
+                changes.push(format!(r#"{{"type":"record_imported","record":{json}}}"#));
+            }
+        }
+        // Duplicates in the order of the source: later repeats, and IDs that were stored already.
+        let dupes: Vec<u64> = rows
+            .iter()
+            .zip(&fresh)
+            .filter(|(r, f)| !**f || !inserted.contains(r.person.id.as_str()))
+            .map(|(r, _)| r.line)
+            .collect();
+        if !streams.is_empty() {
+            let stmt = prepared(statements, &mut tx, APPEND_LOCK)?;
+            tx.execute(&stmt, &[&self.append_lock]).map_err(pg)?;
+            let stmt = prepared(statements, &mut tx, IMPORT_EVENTS)?;
+            tx.execute(&stmt, &[&streams, &meta.at, &meta_json, &changes])
+                .map_err(pg)?;
+        }
+        let stmt = prepared(statements, &mut tx, IMPORT_MARK)?;
+        tx.execute(&stmt, &[&import_id, &count(last)?, &meta.at])
+            .map_err(pg)?;
+        tx.commit().map_err(pg)?;
+        Ok(dupes)
+    }
+
+    fn import_households(&self, households: &[Household], meta: &EventMeta) -> Result<Vec<String>> {
+        if households.is_empty() {
+            return Ok(Vec::new());
+        }
+        let meta_json = to_json(meta)?;
+        // As in `import_batch`: a number repeated in the batch is taken by its first row, and rows
+        // are written in number order, the order in which commits lock household rows.
+        let mut seen = HashSet::with_capacity(households.len());
+        let fresh: Vec<bool> = households
+            .iter()
+            .map(|h| seen.insert(h.id.as_str()))
+            .collect();
+        let mut order: Vec<&Household> = households
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, f)| **f)
+            .map(|(h, _)| h)
+            .collect();
+        order.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let ids: Vec<&str> = order.iter().map(|h| h.id.as_str()).collect();
+        let data = order.iter().map(to_json).collect::<Result<Vec<_>>>()?;
+
+        let mut conn = self.conn()?;
+        let PgConn { client, statements } = &mut *conn;
+        let mut tx = client.transaction().map_err(pg)?;
+        let stmt = prepared(statements, &mut tx, IMPORT_HOUSEHOLDS)?;
+        let inserted: HashSet<String> = tx
+            .query(&stmt, &[&ids, &data])
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut streams = Vec::with_capacity(inserted.len());
+        let mut changes = Vec::with_capacity(inserted.len());
+        for h in order.iter().filter(|h| inserted.contains(&h.id)) {
+            let change = HouseholdChange::Created {
+                address: h.address.clone(),
+                members: h.members.clone(),
+            };
+            streams.push(StreamId::Household(h.id.clone()).to_string());
+            changes.push(to_json(&change)?);
+        }
+        if !streams.is_empty() {
+            let stmt = prepared(statements, &mut tx, APPEND_LOCK)?;
+            tx.execute(&stmt, &[&self.append_lock]).map_err(pg)?;
+            let stmt = prepared(statements, &mut tx, IMPORT_HOUSEHOLD_EVENTS)?;
+            tx.execute(&stmt, &[&streams, &meta.at, &meta_json, &changes])
+                .map_err(pg)?;
+        }
+        tx.commit().map_err(pg)?;
+        Ok(households
+            .iter()
+            .zip(&fresh)
+            .filter(|(h, f)| !**f || !inserted.contains(&h.id))
+            .map(|(h, _)| h.id.clone())
+            .collect())
+    }
+
+    fn import_progress(&self, import_id: &str) -> Result<Option<u64>> {
+        Ok(self
+            .query_opt(IMPORT_PROGRESS, &[&import_id])?
+            .map(|r| r.get::<_, i64>(0) as u64))
+    }
+
+    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()> {
+        let mut after = String::new();
+        loop {
+            // A connection per page: the callback may use the store itself.
+            let page = self.query(PERSON_PAGE, &[&after, &PAGE])?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.get(0);
+            for row in &page {
+                f(from_json(row.get::<_, &str>(1))?)?;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_max_is_taken_off_the_url() {
+        let (config, n) =
+            parse_url("postgres://u:p@127.0.0.1:5433/db?pool_max=4&options=-csearch_path%3Dx")
+                .expect("parses");
+        assert_eq!(n, 4);
+        assert_eq!(config.get_dbname(), Some("db"));
+        assert_eq!(config.get_options(), Some("-csearch_path=x"));
+        assert_eq!(config.get_application_name(), Some("dancu"));
+        let (_, n) = parse_url("postgres://u@localhost/db").expect("parses");
+        assert_eq!(n, DEFAULT_POOL_MAX);
+        assert!(parse_url("postgres://u@localhost/db?pool_max=0").is_err());
+        assert!(parse_url("postgres://u@localhost/db?pool_max=lots").is_err());
+    }
+}
