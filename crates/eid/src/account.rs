@@ -369,7 +369,7 @@ impl Account {
             FaceOutcome::Unavailable { .. } => return Err(AccountError::FaceCheckUnavailable),
         }
         Ok(Self {
-            person: person.id.clone(),
+            person: person.id,
             level: Level::One,
             phone: request.phone.clone(),
             management,
@@ -652,7 +652,7 @@ fn check_guardian(
     }
     match guardian_account {
         Some(acc) if acc.person == *id && acc.level == Level::Two && acc.locks.is_empty() => {
-            Ok(Some(id.clone()))
+            Ok(Some(*id))
         }
         _ => Err(AccountError::GuardianAccountRequired),
     }
@@ -1082,7 +1082,7 @@ pub(crate) mod tests {
     fn child_of(parent: &Person, id: &str, dob: &str) -> Person {
         let mut c = person(id, dob);
         c.father = Some(Relative {
-            id: Some(parent.id.clone()),
+            id: Some(parent.id),
             name: "Nguyễn Văn An".into(),
         });
         c
@@ -1098,7 +1098,7 @@ pub(crate) mod tests {
         let infant = child_of(&parent, "001222000002", "2022-03-04");
         let r = DemoFaceVerifier::reference_for(b"face");
         let g = Applicant::Guardian {
-            id: parent.id.clone(),
+            id: parent.id,
             basis: GuardianBasis::RecordedParent,
         };
         let mut c = ctx(&infant, &r);
@@ -1158,7 +1158,7 @@ pub(crate) mod tests {
         let child = child_of(&parent, "001215000003", "2015-06-01");
         let r = DemoFaceVerifier::reference_for(b"face");
         let g = Applicant::Guardian {
-            id: parent.id.clone(),
+            id: parent.id,
             basis: GuardianBasis::RecordedParent,
         };
         let mut c = ctx(&child, &r);

@@ -92,7 +92,7 @@ fn check_client_data(
     if challenge.is_empty() || !bool::from(got.ct_eq(challenge)) {
         return Err(WebAuthnError::WrongChallenge);
     }
-    if cd.cross_origin || !rp.origins.iter().any(|o| *o == cd.origin) {
+    if cd.cross_origin || !rp.origins.contains(&cd.origin) {
         return Err(WebAuthnError::WrongOrigin);
     }
     Ok(())
