@@ -159,7 +159,7 @@ pub enum RuleError {
     },
     /// The record's ID number does not agree with its sex or date of birth.
     #[error("the ID number disagrees with the record: {0}")]
-    IdDisagrees(String),
+    IdDisagrees(crate::id::IdError),
     /// Household rule (e.g. the head leaves without a successor).
     #[error("household rule: {0}")]
     Household(String),
@@ -177,7 +177,7 @@ impl Problem for RuleError {
             Self::Dates(_) => "dates_inconsistent",
             Self::TemporaryNeedsEnd => "temporary_residence_needs_end",
             Self::BadValue { .. } => "correction_bad_value",
-            Self::IdDisagrees(_) => "id_disagrees_with_record",
+            Self::IdDisagrees(e) => e.code(),
             Self::Household(_) => "household_rule",
         }
     }
@@ -196,7 +196,9 @@ impl Problem for RuleError {
             Self::BadValue { field, why } => {
                 format!("Giá trị mới của trường {field:?} không hợp lệ: {why}")
             }
-            Self::IdDisagrees(why) => format!("Số định danh không khớp với hồ sơ: {why}"),
+            Self::IdDisagrees(e) => {
+                format!("Số định danh không khớp với hồ sơ: {}", e.message_vi())
+            }
             Self::Household(why) => format!("Quy định về hộ gia đình: {why}"),
         }
     }
@@ -222,7 +224,7 @@ fn not_before_birth(p: &Person, d: NaiveDate, what: &str) -> Result<(), RuleErro
 
 fn check_new_record(r: &Person) -> Result<(), RuleError> {
     r.id.check_against(&r.date_of_birth, r.sex)
-        .map_err(|e| RuleError::IdDisagrees(e.to_string()))
+        .map_err(RuleError::IdDisagrees)
 }
 
 /// Applies one change to a person's current state (`None` before the first event), returning the
@@ -402,7 +404,7 @@ fn correct(
         F::DateOfBirth => {
             let d: PartialDate = parse(field, new)?;
             p.id.check_against(&d, p.sex)
-                .map_err(|e| RuleError::IdDisagrees(e.to_string()))?;
+                .map_err(RuleError::IdDisagrees)?;
             p.date_of_birth = d;
         }
         F::Ethnicity => p.ethnicity = non_empty(field, parse(field, new)?)?,

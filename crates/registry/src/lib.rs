@@ -301,9 +301,10 @@ impl Registry {
         cmd: Command,
     ) -> Result<Written> {
         if let Some(i) = idem
-            && let Some(w) = self.replay(officer, i)? {
-                return Ok(w);
-            }
+            && let Some(w) = self.replay(officer, i)?
+        {
+            return Ok(w);
+        }
         self.require_write(officer)?;
         let (meta, appends, status) = match cmd {
             Command::RegisterBirth(c) => return self.register_birth(officer, idem, c),
@@ -346,7 +347,19 @@ impl Registry {
         appends: Vec<Append>,
         status: u16,
     ) -> Result<Written> {
-        let body = match appends.first() {
+        // The answer is the final state of the first stream the command changed.
+        let first = appends.first().map(|a| match a {
+            Append::Person { state, .. } => StreamId::Person(state.id),
+            Append::Household { state, .. } => StreamId::Household(state.id.clone()),
+        });
+        let last_of_first = appends.iter().rev().find(|a| {
+            let s = match a {
+                Append::Person { state, .. } => StreamId::Person(state.id),
+                Append::Household { state, .. } => StreamId::Household(state.id.clone()),
+            };
+            Some(s) == first
+        });
+        let body = match last_of_first {
             Some(Append::Person { state, .. }) => serde_json::to_string(state),
             Some(Append::Household { state, .. }) => serde_json::to_string(state),
             None => Ok("{}".to_owned()),
@@ -741,13 +754,14 @@ impl Registry {
         )?;
         if let Some(spouse_id) = a.spouse.as_ref().and_then(|s| s.id)
             && let Some(b) = self.store.person(&spouse_id)?
-                && b.spouse.as_ref().and_then(|s| s.id) == Some(a.id) {
-                    push_person(
-                        &mut appends,
-                        Some(&b),
-                        PersonChange::DivorceRegistered { on: c.on },
-                    )?;
-                }
+            && b.spouse.as_ref().and_then(|s| s.id) == Some(a.id)
+        {
+            push_person(
+                &mut appends,
+                Some(&b),
+                PersonChange::DivorceRegistered { on: c.on },
+            )?;
+        }
         Ok((self.meta(officer, &c.basis)?, appends, 200))
     }
 
@@ -766,15 +780,17 @@ impl Registry {
         )?;
         if let Some(spouse_id) = p.spouse.as_ref().and_then(|s| s.id)
             && let Some(b) = self.store.person(&spouse_id)?
-                && !b.is_dead() && b.spouse.as_ref().and_then(|s| s.id) == Some(p.id) {
-                    push_person(
-                        &mut appends,
-                        Some(&b),
-                        PersonChange::SpouseDied {
-                            on: c.date_of_death.latest(),
-                        },
-                    )?;
-                }
+            && !b.is_dead()
+            && b.spouse.as_ref().and_then(|s| s.id) == Some(p.id)
+        {
+            push_person(
+                &mut appends,
+                Some(&b),
+                PersonChange::SpouseDied {
+                    on: c.date_of_death.latest(),
+                },
+            )?;
+        }
         Ok((self.meta(officer, &c.basis)?, appends, 200))
     }
 

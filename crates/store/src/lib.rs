@@ -271,10 +271,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         // Portable fallback: one commit per household. Backends override it with a batch.
         let mut taken = Vec::new();
         for h in households {
-            let change = HouseholdChange::Created { address: h.address.clone(), members: h.members.clone() };
+            let change = HouseholdChange::Created {
+                address: h.address.clone(),
+                members: h.members.clone(),
+            };
             let commit = Commit {
                 meta: meta.clone(),
-                appends: vec![Append::Household { expected: 0, change, state: h.clone() }],
+                appends: vec![Append::Household {
+                    expected: 0,
+                    change,
+                    state: h.clone(),
+                }],
                 idempotency: None,
             };
             match self.commit(&commit) {

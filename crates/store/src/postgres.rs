@@ -699,6 +699,10 @@ impl Store for PgStore {
         rows: &[ImportRow],
         meta: &EventMeta,
     ) -> Result<Vec<u64>> {
+        // Nothing to load: leave the progress mark where it is.
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let meta_json = to_json(meta)?;
         let last = rows.iter().map(|r| r.line).max().unwrap_or(0);
 

@@ -1,4 +1,4 @@
-//! Generation speed: `cargo run --release -p dancu-synth --example bench -- [PEOPLE] [THREADS]`.
+//! Generation speed: `cargo run --release -p dancu-synth --example synth_bench -- [PEOPLE] [THREADS]`.
 //!
 //! Prints one JSON line: `{"people":N,"seconds":S,"people_per_second":R,...}`. Households are
 //! counted and dropped as they come (one thread streams [`dancu_synth::Generator`]; more threads

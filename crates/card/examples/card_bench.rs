@@ -1,7 +1,7 @@
 //! Throughput of QR parsing and passive authentication on one core, each beside a reference
 //! measured in the same run. Prints one JSON object.
 //!
-//! `CARGO_TARGET_DIR=/work/target-card cargo run --release -p dancu-card --example bench`
+//! `CARGO_TARGET_DIR=/work/target-card cargo run --release -p dancu-card --example card_bench`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;

@@ -1,0 +1,495 @@
+//! `dancu bench`: the register's performance targets, each measured beside a reference taken in
+//! the same run on the same machine, printed as one JSON document.
+//!
+//! * generation: synthetic people per minute (one thread);
+//! * bulk import: people per second through the store's import path, beside a bare INSERT loop
+//!   of the same rows into a table with no index, no event and no projection;
+//! * get-person over HTTP (keep-alive, loopback): throughput and latency beside an empty JSON
+//!   handler on the same server;
+//! * name search over HTTP: latency percentiles.
+
+use crate::config::Config;
+use dancu_domain::event::EventMeta;
+use dancu_domain::officer::{Jurisdiction, Officer, Role};
+use dancu_domain::person::Person;
+use dancu_registry::credentials;
+use dancu_store::{ImportRow, OfficerRecord, Store};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rand::{RngExt, SeedableRng};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Options of `dancu bench`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// People in the synthetic population.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub people: u64,
+    /// Seconds per HTTP measurement.
+    #[arg(long, default_value_t = 8)]
+    pub seconds: u64,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Keep the benchmark database in this directory instead of a temporary one.
+    #[arg(long)]
+    pub work_dir: Option<std::path::PathBuf>,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+/// Runs the suite and prints the JSON report on standard output.
+pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
+    let dir = match &args.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+            None
+        }
+        None => Some(tempfile_dir()?),
+    };
+    let work = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| dir.clone().unwrap_or_default());
+    let today = (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive();
+    let mut report = serde_json::Map::new();
+    report.insert("machine".into(), machine());
+    report.insert("people".into(), json!(args.people));
+
+    // 1. Generation.
+    eprintln!("[bench] generating {} people…", args.people);
+    let start = Instant::now();
+    let mut people: Vec<Person> = Vec::with_capacity(args.people as usize);
+    let mut households = Vec::new();
+    let mut index = 0;
+    while (people.len() as u64) < args.people && index < dancu_synth::MAX_CHUNKS {
+        for h in dancu_synth::chunk(7, index, today) {
+            if people.len() as u64 >= args.people {
+                break;
+            }
+            people.extend(h.members);
+            people.extend(h.deceased);
+            households.push(h.household);
+        }
+        index += 1;
+    }
+    let gen_secs = start.elapsed().as_secs_f64();
+    report.insert(
+        "generation".into(),
+        json!({"seconds": round(gen_secs, 3), "people_per_minute": round(people.len() as f64 / gen_secs * 60.0, 0), "target_people_per_minute": 1_000_000}),
+    );
+
+    // 2. Import, beside a bare INSERT loop of the same rows.
+    let (store, import) = match &config.database_url {
+        None => bench_import_sqlite(&work, &people, &households)?,
+        Some(url) => bench_import_postgres(url, &people, &households)?,
+    };
+    report.insert("import".into(), import);
+
+    // 3. HTTP.
+    let token = credentials::new_token();
+    let officer = OfficerRecord {
+        officer: Officer {
+            id: "bench".into(),
+            name: "Bench".into(),
+            role: Role::Supervisor,
+            jurisdiction: Jurisdiction::National,
+        },
+        token_hash: credentials::token_hash(&token),
+        created_at: chrono::Utc::now(),
+    };
+    match store.add_officer(&officer) {
+        Ok(()) | Err(dancu_store::StoreError::Exists(_)) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let ids: Vec<String> = people.iter().map(|p| p.id.to_string()).collect();
+    let names: Vec<(String, i32)> = people
+        .iter()
+        .step_by(97)
+        .map(|p| (p.name.full(), p.date_of_birth.year()))
+        .collect();
+    drop(people);
+    let http = bench_http(store, &token, &ids, &names, &args)?;
+    report.insert("http".into(), http);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::Value::Object(report))
+            .map_err(|e| e.to_string())?
+    );
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let d = std::env::temp_dir().join(format!("dancu-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+    Ok(d)
+}
+
+fn machine() -> serde_json::Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    json!({"cpu": cpu, "cores": cores, "os": std::env::consts::OS})
+}
+
+fn import_meta() -> EventMeta {
+    EventMeta {
+        actor: "bench".into(),
+        at: chrono::Utc::now(),
+        reason: Some("benchmark".into()),
+        legal_basis: None,
+        document_ref: None,
+    }
+}
+
+fn bench_import_sqlite(
+    work: &std::path::Path,
+    people: &[Person],
+    households: &[dancu_domain::event::Household],
+) -> Result<(Arc<dyn Store>, serde_json::Value), String> {
+    // Reference: the same rows (serialized records) into a bare table, same batch size.
+    let bare_path = work.join("bare.sqlite3");
+    let _ = std::fs::remove_file(&bare_path);
+    let mut bare = rusqlite::Connection::open(&bare_path).map_err(|e| e.to_string())?;
+    bare.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| e.to_string())?;
+    bare.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| e.to_string())?;
+    bare.execute_batch("CREATE TABLE bare (id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID")
+        .map_err(|e| e.to_string())?;
+    eprintln!("[bench] bare INSERT loop…");
+    let start = Instant::now();
+    for batch in people.chunks(crate::transfer::BATCH) {
+        let tx = bare.transaction().map_err(|e| e.to_string())?;
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO bare (id, data) VALUES (?1, ?2)")
+                .map_err(|e| e.to_string())?;
+            for p in batch {
+                let data = serde_json::to_string(p).map_err(|e| e.to_string())?;
+                stmt.execute(rusqlite::params![p.id.as_str(), data])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    let bare_secs = start.elapsed().as_secs_f64();
+    drop(bare);
+    let _ = std::fs::remove_file(&bare_path);
+
+    let db_path = work.join("dancu.sqlite3");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+    }
+    let store: Arc<dyn Store> =
+        Arc::new(dancu_store::sqlite::SqliteStore::open(&db_path).map_err(|e| e.to_string())?);
+    eprintln!("[bench] store import…");
+    let import_secs = import_all(store.as_ref(), people, households)?;
+    let n = people.len() as f64;
+    Ok((
+        store,
+        json!({
+            "backend": "sqlite",
+            "people_per_second": round(n / import_secs, 0),
+            "bare_insert_rows_per_second": round(n / bare_secs, 0),
+            "ratio_to_bare_insert": round(bare_secs / import_secs, 3),
+            "what": "per person: validated record serialized, projection row with name/birth-year/commune indexes, event row; households loaded separately and not counted",
+            "target_people_per_second": 200_000,
+        }),
+    ))
+}
+
+fn import_all(
+    store: &dyn Store,
+    people: &[Person],
+    households: &[dancu_domain::event::Household],
+) -> Result<f64, String> {
+    let meta = import_meta();
+    let start = Instant::now();
+    let mut line = 0u64;
+    for batch in people.chunks(crate::transfer::BATCH) {
+        let rows: Vec<ImportRow> = batch
+            .iter()
+            .map(|p| {
+                line += 1;
+                ImportRow {
+                    line,
+                    person: p.clone(),
+                }
+            })
+            .collect();
+        store
+            .import_batch("bench", &rows, &meta)
+            .map_err(|e| e.to_string())?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    for batch in households.chunks(crate::transfer::BATCH) {
+        store
+            .import_households(batch, &meta)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(secs)
+}
+
+fn bench_import_postgres(
+    url: &str,
+    people: &[Person],
+    households: &[dancu_domain::event::Household],
+) -> Result<(Arc<dyn Store>, serde_json::Value), String> {
+    let store = dancu_store::open(url).map_err(|e| e.to_string())?;
+    if store.count_people().map_err(|e| e.to_string())? > 0 {
+        return Err("the PostgreSQL database for the benchmark must be empty".into());
+    }
+    // Reference: the same rows into a bare table through one connection, in the same batches.
+    let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| e.to_string())?;
+    client
+        .batch_execute("DROP TABLE IF EXISTS bench_bare; CREATE UNLOGGED TABLE bench_bare (id text PRIMARY KEY, data text NOT NULL)")
+        .map_err(|e| e.to_string())?;
+    eprintln!("[bench] bare INSERT loop (PostgreSQL)…");
+    let start = Instant::now();
+    for batch in people.chunks(crate::transfer::BATCH) {
+        let mut tx = client.transaction().map_err(|e| e.to_string())?;
+        let stmt = tx
+            .prepare("INSERT INTO bench_bare (id, data) VALUES ($1, $2)")
+            .map_err(|e| e.to_string())?;
+        for p in batch {
+            let data = serde_json::to_string(p).map_err(|e| e.to_string())?;
+            tx.execute(&stmt, &[&p.id.as_str(), &data])
+                .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    let bare_secs = start.elapsed().as_secs_f64();
+    let _ = client.batch_execute("DROP TABLE IF EXISTS bench_bare");
+    eprintln!("[bench] store import (PostgreSQL)…");
+    let import_secs = import_all(store.as_ref(), people, households)?;
+    let n = people.len() as f64;
+    Ok((
+        store,
+        json!({
+            "backend": "postgres",
+            "people_per_second": round(n / import_secs, 0),
+            "bare_insert_rows_per_second": round(n / bare_secs, 0),
+            "ratio_to_bare_insert": round(bare_secs / import_secs, 3),
+        }),
+    ))
+}
+
+/// Makes the next request of a load run: path, JSON body and the X-Purpose header if any.
+type MakeRequest = Arc<
+    dyn Fn(&mut rand::rngs::StdRng) -> (&'static str, String, Option<&'static str>) + Send + Sync,
+>;
+
+struct LoadResult {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+}
+
+impl LoadResult {
+    fn summary(&mut self) -> serde_json::Value {
+        self.latencies_us.sort_unstable();
+        json!({
+            "requests_per_second": round(self.requests as f64 / self.seconds, 0),
+            "requests": self.requests,
+            "errors": self.errors,
+            "p50_ms": round(percentile(&self.latencies_us, 0.50), 3),
+            "p99_ms": round(percentile(&self.latencies_us, 0.99), 3),
+            "max_ms": round(percentile(&self.latencies_us, 1.0), 3),
+        })
+    }
+}
+
+/// Drives `connections` keep-alive connections for `seconds`, each sending the requests `make`
+/// returns (path, body) one after another.
+async fn load(
+    addr: std::net::SocketAddr,
+    token: Arc<str>,
+    connections: usize,
+    seconds: u64,
+    make: MakeRequest,
+) -> Result<LoadResult, String> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let token = token.clone();
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(c as u64);
+            let mut lat = Vec::with_capacity(100_000);
+            let (mut ok, mut err) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let (path, body, purpose) = make(&mut rng);
+                let mut req = hyper::Request::post(path)
+                    .header("host", "bench")
+                    .header("content-type", "application/json")
+                    .header("authorization", format!("Bearer {token}"));
+                if let Some(p) = purpose {
+                    req = req.header("x-purpose", p);
+                }
+                let req = req
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+                let status = resp.status();
+                let _ = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                lat.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                if status.is_success() {
+                    ok += 1
+                } else {
+                    err += 1
+                }
+            }
+            Ok::<_, String>((ok, err, lat))
+        }));
+    }
+    let start = Instant::now();
+    let mut result = LoadResult {
+        requests: 0,
+        errors: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+    };
+    for t in tasks {
+        let (ok, err, lat) = t.await.map_err(|e| e.to_string())??;
+        result.requests += ok;
+        result.errors += err;
+        result.latencies_us.extend(lat);
+    }
+    result.seconds = start.elapsed().as_secs_f64().max(seconds as f64);
+    Ok(result)
+}
+
+fn bench_http(
+    store: Arc<dyn Store>,
+    token: &str,
+    ids: &[String],
+    names: &[(String, i32)],
+    args: &BenchArgs,
+) -> Result<serde_json::Value, String> {
+    // The server gets its own runtime and threads; the load generator another.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let bound = server_rt.block_on(crate::server::Bound::bind(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        crate::server::app(store),
+    ))?;
+    let addr = bound.local_addr();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    server_rt.spawn(bound.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let token: Arc<str> = Arc::from(token);
+    let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
+    let names: Arc<Vec<(String, i32)>> = Arc::new(names.to_vec());
+    let run = |label: &str, make: MakeRequest| {
+        eprintln!(
+            "[bench] http: {label} for {} s over {} connections…",
+            args.seconds, args.connections
+        );
+        client_rt.block_on(load(
+            addr,
+            token.clone(),
+            args.connections,
+            args.seconds,
+            make,
+        ))
+    };
+    // Warm-up, then the reference and the measured endpoints.
+    let ids2 = ids.clone();
+    let get_person: MakeRequest = Arc::new(move |rng| {
+        let id = &ids2[rng.random_range(0..ids2.len())];
+        (
+            "/api/v1/persons/get",
+            format!(r#"{{"id":"{id}"}}"#),
+            Some("benchmark"),
+        )
+    });
+    let empty: MakeRequest = Arc::new(|_| ("/api/ping", String::from("{}"), None));
+    let names2 = names.clone();
+    let search: MakeRequest = Arc::new(move |rng| {
+        let (name, year) = &names2[rng.random_range(0..names2.len())];
+        let key = dancu_domain::name::match_key(name);
+        let body = if rng.random_range(0..2) == 0 {
+            json!({"name": key, "birth_year": year})
+        } else {
+            json!({"name": name})
+        };
+        (
+            "/api/v1/persons/search",
+            body.to_string(),
+            Some("benchmark"),
+        )
+    });
+    let _ = client_rt.block_on(load(
+        addr,
+        token.clone(),
+        args.connections,
+        1,
+        get_person.clone(),
+    ))?;
+    let mut empty_r = run("empty JSON handler", empty)?;
+    let mut get_r = run("get person by ID", get_person)?;
+    let mut search_r = run("name search", search)?;
+    let _ = stop_tx.send(());
+    drop(server_rt);
+    let empty_rps = empty_r.requests as f64 / empty_r.seconds;
+    let get_rps = get_r.requests as f64 / get_r.seconds;
+    Ok(json!({
+        "connections": args.connections,
+        "seconds_each": args.seconds,
+        "empty_handler": empty_r.summary(),
+        "get_person": get_r.summary(),
+        "get_person_ratio_to_empty": round(get_rps / empty_rps, 3),
+        "name_search": search_r.summary(),
+        "targets": {"get_person_ratio_to_empty": 0.6, "get_person_p99_ms": 5.0, "name_search_p99_ms": 20.0},
+        "note": "server (2 worker threads) and load generator (1 thread) share the machine; every get-person and search result is written to the access log before it is returned",
+    }))
+}

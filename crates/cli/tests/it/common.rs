@@ -1,0 +1,261 @@
+//! Test server and fixtures.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use dancu_domain::PersonalId;
+use dancu_domain::admin::{Address, Scheme};
+use dancu_domain::clock::{Clock, FixedClock};
+use dancu_domain::event::EventMeta;
+use dancu_domain::officer::{Jurisdiction, Officer, Role};
+use dancu_domain::person::*;
+use dancu_domain::{PartialDate, PersonName};
+use dancu_registry::{Registry, credentials};
+use dancu_store::{ImportRow, OfficerRecord, Store};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The commune most fixtures live in: Phường Ba Đình, Hà Nội (2025 scheme).
+pub const BA_DINH: &str = "00004";
+/// Another commune of Hà Nội.
+pub const NGOC_HA: &str = "00008";
+
+pub struct TestServer {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<FixedClock>,
+    pub national: String,
+    pub commune: String,
+    pub viewer: String,
+    pub registrar: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+pub fn addr2025(commune: &str, detail: &str, from: NaiveDate) -> Address {
+    Address::new(Scheme::Y2025, commune, detail, from).unwrap()
+}
+
+fn officer(store: &dyn Store, id: &str, role: Role, j: Jurisdiction) -> String {
+    let token = credentials::new_token();
+    store
+        .add_officer(&OfficerRecord {
+            officer: Officer {
+                id: id.into(),
+                name: format!("Officer {id}"),
+                role,
+                jurisdiction: j,
+            },
+            token_hash: credentials::token_hash(&token),
+            created_at: Utc::now(),
+        })
+        .unwrap();
+    token
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dancu_store::open(dir.path().join("t.sqlite3").to_str().unwrap()).unwrap();
+        let clock = Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap(),
+        ));
+        let registry = Arc::new(Registry::new(
+            store.clone(),
+            clock.clone() as Arc<dyn Clock>,
+            Some(42),
+        ));
+        let app = dancu_http::router(dancu_http::AppState::new(registry));
+        let bound = dancu::server::Bound::bind("127.0.0.1:0".parse().unwrap(), app)
+            .await
+            .unwrap();
+        let base = format!("http://{}", bound.local_addr());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(bound.serve(async move {
+            let _ = rx.await;
+        }));
+        let national = officer(
+            store.as_ref(),
+            "national",
+            Role::Supervisor,
+            Jurisdiction::National,
+        );
+        let commune = officer(
+            store.as_ref(),
+            "badinh",
+            Role::Registrar,
+            Jurisdiction::Commune(BA_DINH.into()),
+        );
+        let viewer = officer(
+            store.as_ref(),
+            "viewer",
+            Role::Viewer,
+            Jurisdiction::National,
+        );
+        let registrar = officer(
+            store.as_ref(),
+            "registrar",
+            Role::Registrar,
+            Jurisdiction::National,
+        );
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            store,
+            clock,
+            national,
+            commune,
+            viewer,
+            registrar,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
+
+    /// POSTs JSON with a token (and the purpose header), returning status and JSON body.
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.post_with(token, path, body, &[]).await
+    }
+
+    pub async fn post_with(
+        &self,
+        token: &str,
+        path: &str,
+        body: Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("x-purpose", "integration test")
+            .json(&body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = resp.text().await.unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            assert_eq!(
+                ct, "application/problem+json",
+                "errors are problem+json: {v}"
+            );
+            assert!(
+                v["message_vi"].as_str().is_some_and(|m| !m.is_empty()),
+                "Vietnamese message: {v}"
+            );
+            assert!(
+                v["message_en"].as_str().is_some_and(|m| !m.is_empty()),
+                "English message: {v}"
+            );
+        }
+        (status, v)
+    }
+
+    pub async fn get_person(&self, id: &str) -> Value {
+        let (s, v) = self
+            .post(&self.national, "/api/v1/persons/get", json!({"id": id}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    pub async fn history(&self, id: &str) -> Vec<Value> {
+        let (s, v) = self
+            .post(&self.national, "/api/v1/persons/history", json!({"id": id}))
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v.as_array().unwrap().clone()
+    }
+
+    /// Loads an adult directly into the store (as a bulk import would), living in `commune`.
+    pub fn adult(&self, serial: u32, name: &str, sex: Sex, year: i32, commune: &str) -> String {
+        let id = PersonalId::compose("001", sex, year, serial).unwrap();
+        let p = Person {
+            id,
+            version: 0,
+            name: PersonName::parse(name).unwrap(),
+            other_names: vec![],
+            date_of_birth: PartialDate::Full(date(year, 5, 1)),
+            sex,
+            birth_registration: Address::new(Scheme::Legacy, "00001", "", date(year, 5, 10))
+                .unwrap(),
+            home_town: None,
+            ethnicity: "Kinh".into(),
+            religion: "Không".into(),
+            nationality: "VN".into(),
+            marital_status: MaritalStatus::Single,
+            blood_type: None,
+            father: None,
+            mother: None,
+            spouse: None,
+            permanent_residence: Some(Residence {
+                address: addr2025(commune, "Số 1 phố Đội Cấn", date(2025, 8, 1)),
+                from: date(2025, 8, 1),
+                until: None,
+            }),
+            temporary_residence: None,
+            temporary_absence: None,
+            last_stay: None,
+            household: None,
+            legacy_cmnd: vec![],
+            cards: vec![],
+            vital_status: VitalStatus::Alive,
+        };
+        let p = dancu_domain::event::apply(
+            None,
+            &dancu_domain::event::PersonChange::RecordImported {
+                record: Box::new(p),
+            },
+        )
+        .unwrap();
+        let meta = EventMeta {
+            actor: "fixture".into(),
+            at: self.clock.now(),
+            reason: None,
+            legal_basis: None,
+            document_ref: None,
+        };
+        let dupes = self
+            .store
+            .import_batch(
+                &format!("fixture-{serial}"),
+                &[ImportRow { line: 1, person: p }],
+                &meta,
+            )
+            .unwrap();
+        assert!(dupes.is_empty());
+        id.to_string()
+    }
+
+    pub fn advance_days(&self, days: i64) {
+        self.clock.advance(chrono::Duration::days(days));
+    }
+}
+
+/// A birth-registration body for a child born in Ba Đình.
+pub fn birth(name: &str, sex: &str, dob: &str) -> Value {
+    json!({
+        "name": name,
+        "sex": sex,
+        "date_of_birth": dob,
+        "registration_commune": BA_DINH,
+        "reason": "Đăng ký khai sinh đúng hạn",
+        "legal_basis": "Luật Hộ tịch 2014, Điều 16",
+        "document_ref": "GCS-2026-0001",
+    })
+}
+
+pub fn address_json(commune: &str, detail: &str, from: &str) -> Value {
+    json!({"scheme": "2025", "commune_code": commune, "detail": detail, "effective_from": from})
+}
