@@ -872,7 +872,7 @@ pub(crate) mod tests {
         PhoneNumber::parse("0912345678").unwrap()
     }
 
-    fn request(applicant: Applicant) -> Level1Request {
+    pub(crate) fn request(applicant: Applicant) -> Level1Request {
         Level1Request {
             applicant,
             phone: phone(),
@@ -886,7 +886,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn ctx<'a>(p: &'a Person, r: &'a FaceReference) -> RegistrationContext<'a> {
+    pub(crate) fn ctx<'a>(p: &'a Person, r: &'a FaceReference) -> RegistrationContext<'a> {
         RegistrationContext {
             person: p,
             face_reference: Some(r),
@@ -906,7 +906,7 @@ pub(crate) mod tests {
         .unwrap()
     }
 
-    fn check() -> InPersonCheck {
+    pub(crate) fn check() -> InPersonCheck {
         InPersonCheck {
             officer: "CA-0001".into(),
             place: "Công an phường Ba Đình".into(),

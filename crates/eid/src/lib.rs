@@ -12,11 +12,13 @@
 //!   (RFC 6238), throttling and lockout as a state machine.
 //! - [`webauthn`]: verification of passkey registrations and assertions (ES256, `fmt: "none"`),
 //!   with a small bounded CBOR reader.
+//! - [`history`]: the usage-history entries kept five years and shown to the holder.
 //! - [`oidc`]: OpenID Connect building blocks — compact JWS (ES256 sign/verify, RS256 verify),
 //!   a rotating [`oidc::jws::KeySet`] and its JWKS, ID and access token claims with `acr` mapped
 //!   from the levels, step-up and `max_age`/`prompt` decisions, pairwise subjects, PKCE S256,
 //!   DPoP proofs (RFC 9449), `private_key_jwt` client assertions, and the authorization-code and
-//!   refresh-token records with rotation and reuse detection.
+//!   refresh-token records with rotation and reuse detection, pushed authorization requests,
+//!   consent records, and the issuance of ID, access and client-credentials tokens.
 //!
 //! What it must **not** do: I/O of any kind (files, network, database), async, HTTP types,
 //! reading the system clock or the operating system's randomness on its own. Time comes in as a
@@ -31,6 +33,7 @@ pub mod account;
 pub mod authn;
 mod b64;
 pub mod face;
+pub mod history;
 pub mod oidc;
 pub mod phone;
 pub mod webauthn;

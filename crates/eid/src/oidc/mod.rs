@@ -4,9 +4,12 @@
 
 pub mod claims;
 pub mod client_auth;
+pub mod consent;
 pub mod dpop;
 pub mod grants;
+pub mod issue;
 pub mod jws;
+pub mod par;
 pub mod pkce;
 pub mod session;
 pub mod subject;
