@@ -169,7 +169,13 @@ impl ThrottleState {
         policy: &ThrottlePolicy,
         now: DateTime<Utc>,
     ) -> ThrottleDecision {
-        if self.locked_until.is_some_and(|u| now >= u) {
+        if let Some(until) = self.locked_until
+            && now < until
+        {
+            // Attempts are refused while locked; one that slipped through does not escalate.
+            return ThrottleDecision::LockedUntil(until);
+        }
+        if self.locked_until.is_some() {
             // The lockout ran out: start counting afresh, but remember it for escalation.
             self.locked_until = None;
             self.failures = 0;
@@ -192,6 +198,59 @@ impl ThrottleState {
     /// Records a success: the key starts afresh.
     pub fn record_success(&mut self) {
         *self = Self::default();
+    }
+}
+
+/// The two throttles of a login: per account and per source address.
+///
+/// A success clears the account's state but not the source's: otherwise an attacker could wipe
+/// their address's failures by logging in to an account of their own between guesses. The
+/// source's failures fade only with time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginThrottle {
+    /// Per-account limits.
+    pub account: ThrottlePolicy,
+    /// Per-source limits.
+    pub source: ThrottlePolicy,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            account: ThrottlePolicy::per_account(),
+            source: ThrottlePolicy::per_source(),
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// Whether an attempt may go ahead (the stricter of both).
+    pub fn check(
+        &self,
+        account: &ThrottleState,
+        source: &ThrottleState,
+        now: DateTime<Utc>,
+    ) -> ThrottleDecision {
+        combine(
+            account.check(&self.account, now),
+            source.check(&self.source, now),
+        )
+    }
+
+    /// Records an attempt's outcome in both states (store both back).
+    pub fn record(
+        &self,
+        account: &mut ThrottleState,
+        source: &mut ThrottleState,
+        success: bool,
+        now: DateTime<Utc>,
+    ) {
+        if success {
+            account.record_success();
+        } else {
+            account.record_failure(&self.account, now);
+            source.record_failure(&self.source, now);
+        }
     }
 }
 
@@ -253,6 +312,12 @@ mod tests {
             last,
             ThrottleDecision::LockedUntil(after + Duration::minutes(30))
         );
+        // Failures recorded during a lockout do not lengthen it.
+        let during = after + Duration::minutes(1);
+        assert_eq!(
+            s.record_failure(&p, during),
+            ThrottleDecision::LockedUntil(after + Duration::minutes(30))
+        );
         s.record_success();
         assert_eq!(s, ThrottleState::default());
     }
@@ -295,6 +360,27 @@ mod tests {
             d = src.record_failure(&p, now);
         }
         assert!(matches!(d, ThrottleDecision::LockedUntil(_)));
+    }
+
+    #[test]
+    fn own_account_success_does_not_clear_the_source() {
+        let t = LoginThrottle::default();
+        let now = t0();
+        let (mut victim, mut mine, mut src) = (
+            ThrottleState::default(),
+            ThrottleState::default(),
+            ThrottleState::default(),
+        );
+        for _ in 0..30 {
+            t.record(&mut victim, &mut src, false, now);
+            t.record(&mut mine, &mut src, true, now);
+        }
+        assert_eq!(src.effective_failures(&t.source, now), 30);
+        assert!(!t.check(&mine, &src, now).allowed());
+        assert!(matches!(
+            t.check(&victim, &ThrottleState::default(), now),
+            ThrottleDecision::LockedUntil(_)
+        ));
     }
 
     #[test]
