@@ -189,7 +189,7 @@ impl OtpRecord {
         now: DateTime<Utc>,
     ) -> Result<PhoneProof, OtpError> {
         if self.target != phone.as_str() {
-            return Err(OtpError::Wrong { remaining: 0 });
+            return Err(OtpError::WrongTarget);
         }
         self.verify(key, OtpPurpose::PhoneOwnership, entered, now)?;
         Ok(PhoneProof {
@@ -213,6 +213,9 @@ pub enum OtpError {
         /// Attempts left.
         remaining: u8,
     },
+    /// The code went to another number than the one being proved.
+    #[error("the code was sent to another number")]
+    WrongTarget,
     /// Past its lifetime.
     #[error("the code has expired; request a new one")]
     Expired,
@@ -228,6 +231,7 @@ impl Problem for OtpError {
     fn code(&self) -> &'static str {
         match self {
             Self::Wrong { .. } => "eid_otp_wrong",
+            Self::WrongTarget => "eid_otp_wrong_target",
             Self::Expired => "eid_otp_expired",
             Self::TooManyAttempts => "eid_otp_too_many_attempts",
             Self::AlreadyUsed => "eid_otp_used",
@@ -236,6 +240,7 @@ impl Problem for OtpError {
     fn message_vi(&self) -> String {
         match self {
             Self::Wrong { remaining } => format!("Mã OTP không đúng; còn {remaining} lần thử"),
+            Self::WrongTarget => "Mã OTP được gửi tới số điện thoại khác".to_owned(),
             Self::Expired => "Mã OTP đã hết hạn; vui lòng lấy mã mới".to_owned(),
             Self::TooManyAttempts => "Nhập sai quá số lần cho phép; vui lòng lấy mã mới".to_owned(),
             Self::AlreadyUsed => "Mã OTP đã được sử dụng".to_owned(),
@@ -277,6 +282,11 @@ mod tests {
         let later = now() + Duration::seconds(30);
         let proof = rec.prove_phone(&key, &phone, code.digits(), later).unwrap();
         assert_eq!(proof.verified_at, later);
+        let other = PhoneNumber::parse("0987654321").unwrap();
+        assert_eq!(
+            rec.clone().prove_phone(&key, &other, code.digits(), later),
+            Err(OtpError::WrongTarget)
+        );
         assert_eq!(
             rec.verify(&key, OtpPurpose::PhoneOwnership, code.digits(), later),
             Err(OtpError::AlreadyUsed)

@@ -320,4 +320,12 @@ mod tests {
         assert!(parse_basic("Basic !!!").is_err());
         assert!(parse_basic(&format!("Basic {}", Base64::encode_string(b"nocolon"))).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn basic_parsing_never_panics(s in ".{0,120}") {
+            let _ = parse_basic(&s);
+            let _ = parse_basic(&format!("Basic {}", Base64::encode_string(s.as_bytes())));
+        }
+    }
 }

@@ -253,6 +253,11 @@ pub fn verify_assertion(
     signed.extend_from_slice(&Sha256::digest(client_data_json));
     key.verify(&signed, &sig)
         .map_err(|_| WebAuthnError::BadSignature)?;
+    // Backup eligibility is fixed when the credential is made; a change means another
+    // authenticator (or a forged one) is answering.
+    if (ad.flags & FLAG_BE != 0) != passkey.backup_eligible {
+        return Err(WebAuthnError::MalformedAuthenticatorData);
+    }
     if (ad.sign_count != 0 || passkey.sign_count != 0) && ad.sign_count <= passkey.sign_count {
         return Err(WebAuthnError::CounterRegression {
             stored: passkey.sign_count,
@@ -491,6 +496,12 @@ mod tests {
         assert_eq!(
             verify_assertion(&rp(), &mut pk.clone(), b"d", &id, &cdj, &ad, &sig),
             Err(WebAuthnError::WrongChallenge)
+        );
+        let mut flipped = pk.clone();
+        flipped.backup_eligible = true;
+        assert_eq!(
+            verify_assertion(&rp(), &mut flipped, b"c", &id, &cdj, &ad, &sig),
+            Err(WebAuthnError::MalformedAuthenticatorData)
         );
         a.user_present = false;
         let (cdj, ad, sig) = a.get(b"c", ORIGIN);
