@@ -13,7 +13,8 @@
 //! - [`webauthn`]: verification of passkey registrations and assertions (ES256, `fmt: "none"`),
 //!   with a small bounded CBOR reader.
 //! - [`history`]: the usage-history entries kept five years and shown to the holder.
-//! - [`oidc`]: OpenID Connect building blocks — compact JWS (ES256 sign/verify, RS256 verify),
+//! - [`oidc`]: OpenID Connect building blocks — registered clients and authorization-request
+//!   validation (exact redirect URIs, PKCE S256, nonce, PAR per client, RFC 9207 `iss`), compact JWS (ES256 sign/verify, RS256 verify),
 //!   a rotating [`oidc::jws::KeySet`] and its JWKS, ID and access token claims with `acr` mapped
 //!   from the levels, step-up and `max_age`/`prompt` decisions, pairwise subjects, PKCE S256,
 //!   DPoP proofs (RFC 9449), `private_key_jwt` client assertions, and the authorization-code and

@@ -2,6 +2,7 @@
 //! endpoints (discovery, authorize, PAR, token, userinfo, revocation, introspection, logout) live
 //! in the HTTP crate and call into these.
 
+pub mod authorize;
 pub mod claims;
 pub mod client_auth;
 pub mod consent;
