@@ -9,24 +9,26 @@
 //!   locks with their legal reasons, and the locks that follow the register (death, card revoked).
 //! - [`face`]: the pluggable face-check interface and a clearly named demo verifier.
 //! - [`authn`]: authenticators — passcodes hashed with Argon2id, one-time codes, TOTP
-//!   (RFC 6238), throttling and lockout as a state machine.
+//!   (RFC 6238), throttling and lockout as a state machine per account and source address.
+//! - [`phone`]: Vietnamese mobile numbers.
 //! - [`webauthn`]: verification of passkey registrations and assertions (ES256, `fmt: "none"`),
 //!   with a small bounded CBOR reader.
 //! - [`history`]: the usage-history entries kept five years and shown to the holder.
 //! - [`oidc`]: OpenID Connect building blocks — registered clients and authorization-request
-//!   validation (exact redirect URIs, PKCE S256, nonce, PAR per client, RFC 9207 `iss`), compact JWS (ES256 sign/verify, RS256 verify),
-//!   a rotating [`oidc::jws::KeySet`] and its JWKS, ID and access token claims with `acr` mapped
-//!   from the levels, step-up and `max_age`/`prompt` decisions, pairwise subjects, PKCE S256,
-//!   DPoP proofs (RFC 9449), `private_key_jwt` client assertions, and the authorization-code and
-//!   refresh-token records with rotation and reuse detection, pushed authorization requests,
-//!   consent records, and the issuance of ID, access and client-credentials tokens.
+//!   validation (exact redirect URIs, PKCE S256, nonce, PAR per client, RFC 9207 `iss`);
+//!   compact JWS (ES256 sign/verify, RS256 verify) with a rotating [`oidc::jws::KeySet`] and its
+//!   JWKS; ID and access token claims with `acr` mapped from the levels, `amr`, `act` and
+//!   `cnf.jkt`; step-up and `max_age`/`prompt` decisions; pairwise subjects; DPoP proofs
+//!   (RFC 9449); `private_key_jwt` and `client_secret_basic`; authorization-code and
+//!   refresh-token records with rotation and reuse detection; pushed authorization requests;
+//!   consent records; and the issuance of ID, access and client-credentials tokens.
 //!
 //! What it must **not** do: I/O of any kind (files, network, database), async, HTTP types,
 //! reading the system clock or the operating system's randomness on its own. Time comes in as a
 //! `DateTime<Utc>`/`NaiveDate` argument (callers hold a [`dancu_domain::clock::Clock`]), and
 //! randomness as a `&mut impl rand::CryptoRng`. Records here are plain data: the caller loads
 //! them, calls a decision function, and writes back what it returns, in one transaction. It does
-//! not send SMS, render pages or keep the usage history; those belong to the store, HTTP and
+//! not send SMS, render pages or store the usage history; those belong to the store, HTTP and
 //! pages crates. Every refusal is a [`dancu_domain::Problem`] with a stable code and a Vietnamese
 //! and an English message.
 
