@@ -129,3 +129,6 @@ impl Problem for OidcError {
         }
     }
 }
+
+#[cfg(test)]
+mod flow_tests;
