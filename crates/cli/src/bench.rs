@@ -33,6 +33,13 @@ pub struct BenchArgs {
     /// Concurrent keep-alive connections of the load generator.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
+    /// Measure HTTP only, over the database already in `--work-dir` (or at DANCU_DATABASE_URL)
+    /// from an earlier run: no generation, no import.
+    #[arg(long)]
+    pub reuse: bool,
+    /// Skip the HTTP measurements (generation and import only).
+    #[arg(long)]
+    pub skip_http: bool,
     /// Keep the benchmark database in this directory instead of a temporary one.
     #[arg(long)]
     pub work_dir: Option<std::path::PathBuf>,
@@ -69,6 +76,40 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
     report.insert("machine".into(), machine());
     report.insert("people".into(), json!(args.people));
 
+    if args.reuse {
+        let store = match &config.database_url {
+            Some(url) => dancu_store::open(url).map_err(|e| e.to_string())?,
+            None => dancu_store::open(work.join("dancu.sqlite3").to_str().unwrap_or_default())
+                .map_err(|e| e.to_string())?,
+        };
+        let mut ids = Vec::new();
+        let mut names = Vec::new();
+        let _ = store.for_each_person(&mut |p| {
+            ids.push(p.id.to_string());
+            if ids.len() % 97 == 0 {
+                names.push((p.name.full(), p.date_of_birth.year()));
+            }
+            if ids.len() >= 500_000 {
+                Err(dancu_store::StoreError::Backend("enough".into()))
+            } else {
+                Ok(())
+            }
+        });
+        report.insert(
+            "people_in_database".into(),
+            json!(store.count_people().map_err(|e| e.to_string())?),
+        );
+        let token = bench_officer(store.as_ref())?;
+        let http = bench_http(store, &token, &ids, &names, &args)?;
+        report.insert("http".into(), http);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(report))
+                .map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+
     // 1. Generation.
     eprintln!("[bench] generating {} people…", args.people);
     let start = Instant::now();
@@ -100,21 +141,15 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
     report.insert("import".into(), import);
 
     // 3. HTTP.
-    let token = credentials::new_token();
-    let officer = OfficerRecord {
-        officer: Officer {
-            id: "bench".into(),
-            name: "Bench".into(),
-            role: Role::Supervisor,
-            jurisdiction: Jurisdiction::National,
-        },
-        token_hash: credentials::token_hash(&token),
-        created_at: chrono::Utc::now(),
-    };
-    match store.add_officer(&officer) {
-        Ok(()) | Err(dancu_store::StoreError::Exists(_)) => {}
-        Err(e) => return Err(e.to_string()),
+    if args.skip_http {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(report))
+                .map_err(|e| e.to_string())?
+        );
+        return Ok(());
     }
+    let token = bench_officer(store.as_ref())?;
     let ids: Vec<String> = people.iter().map(|p| p.id.to_string()).collect();
     let names: Vec<(String, i32)> = people
         .iter()
@@ -133,6 +168,23 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(d);
     }
     Ok(())
+}
+
+/// A national supervisor for the load generator; returns its token.
+fn bench_officer(store: &dyn Store) -> Result<String, String> {
+    let token = credentials::new_token();
+    let officer = OfficerRecord {
+        officer: Officer {
+            id: format!("bench-{}", &token[4..12]),
+            name: "Bench".into(),
+            role: Role::Supervisor,
+            jurisdiction: Jurisdiction::National,
+        },
+        token_hash: credentials::token_hash(&token),
+        created_at: chrono::Utc::now(),
+    };
+    store.add_officer(&officer).map_err(|e| e.to_string())?;
+    Ok(token)
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, String> {
@@ -179,7 +231,7 @@ fn bench_import_sqlite(
         .map_err(|e| e.to_string())?;
     bare.pragma_update(None, "synchronous", "NORMAL")
         .map_err(|e| e.to_string())?;
-    bare.execute_batch("CREATE TABLE bare (id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID")
+    bare.execute_batch("CREATE TABLE bare (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
         .map_err(|e| e.to_string())?;
     eprintln!("[bench] bare INSERT loop…");
     let start = Instant::now();

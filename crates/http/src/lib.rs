@@ -60,9 +60,10 @@ impl AppState {
         let hash = credentials::token_hash(token);
         if let Ok(cache) = self.tokens.read()
             && let Some((o, at)) = cache.get(&hash)
-                && at.elapsed() < TOKEN_CACHE_TTL {
-                    return Ok(o.clone());
-                }
+            && at.elapsed() < TOKEN_CACHE_TTL
+        {
+            return Ok(o.clone());
+        }
         let registry = self.registry.clone();
         let h = hash.clone();
         let officer = blocking(move || registry.store().officer_by_token(&h).map_err(Into::into))
@@ -344,8 +345,8 @@ async fn get_person(
     let q: PersonRef = parse(&body)?;
     let purpose = purpose(&headers);
     let registry = state.registry.clone();
-    let p = blocking(move || registry.person(&officer, &purpose, &q.id)).await?;
-    to_json(&p)
+    let json = blocking(move || registry.person_json(&officer, &purpose, &q.id)).await?;
+    Ok(json_response(200, json))
 }
 
 /// A person's full history: every event with who, when, why and the legal basis.

@@ -1172,6 +1172,19 @@ impl Registry {
         Ok(p)
     }
 
+    /// A person's current record as stored JSON, for callers that pass it on unchanged (the
+    /// hot read path: no decoding and re-encoding). Same checks and logging as [`Self::person`].
+    pub fn person_json(&self, officer: &Officer, purpose: &str, id: &PersonalId) -> Result<String> {
+        let purpose = Self::check_purpose(purpose)?;
+        let (json, commune) = self
+            .store
+            .person_json(id)?
+            .ok_or_else(|| not_found_person(id))?;
+        self.require_covers(officer, commune.as_deref(), "The person")?;
+        self.log_reads(officer, &purpose, "record", [*id])?;
+        Ok(json)
+    }
+
     /// A person's full history, oldest first.
     pub fn history(
         &self,

@@ -218,6 +218,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The current record of a person.
     fn person(&self, id: &PersonalId) -> Result<Option<Person>>;
+    /// The stored JSON of a person's current record with its home commune (2025 code), for
+    /// read paths that pass the record through without decoding it.
+    fn person_json(&self, id: &PersonalId) -> Result<Option<(String, Option<String>)>> {
+        Ok(self.person(id)?.map(|p| {
+            let commune = p.home_commune();
+            (serde_json::to_string(&p).unwrap_or_default(), commune)
+        }))
+    }
     /// Several records at once (missing IDs are skipped).
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>>;
     /// A household.
@@ -227,7 +235,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     -> Result<Vec<RecordedEvent>>;
     /// Events of every stream after a global sequence number (the outbox feed).
     fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<RecordedEvent>>;
-    /// Search by name key with filters, ordered by name key then ID.
+    /// Search by name key with filters, ordered by name key, birth year, then ID.
     fn search(&self, q: &SearchQuery) -> Result<Vec<Person>>;
     /// People whose home commune is `commune`, ordered by ID, after `after`.
     fn people_of_commune(

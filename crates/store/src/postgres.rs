@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS persons (
     alive boolean NOT NULL,
     data text NOT NULL
 );
-CREATE INDEX IF NOT EXISTS persons_name ON persons (name_key, birth_year);
+CREATE INDEX IF NOT EXISTS persons_name ON persons (name_key, birth_year, id) INCLUDE (commune, province);
 CREATE INDEX IF NOT EXISTS persons_commune ON persons (commune, id);
 CREATE TABLE IF NOT EXISTS households (
     id text COLLATE "C" PRIMARY KEY, version bigint NOT NULL, data text NOT NULL
@@ -110,6 +110,7 @@ const INSERT_EVENT: &str = "INSERT INTO events (stream, version, kind, at, meta,
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq";
 const STREAM_VERSION: &str = "SELECT coalesce(max(version), 0) FROM events WHERE stream = $1";
 const SELECT_PERSON: &str = "SELECT data FROM persons WHERE id = $1";
+const SELECT_PERSON_JSON: &str = "SELECT data, commune FROM persons WHERE id = $1";
 const SELECT_PERSONS: &str = "SELECT id, data FROM persons WHERE id = ANY($1)";
 const SELECT_HOUSEHOLD: &str = "SELECT data FROM households WHERE id = $1";
 const HOUSEHOLD_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)";
@@ -121,7 +122,7 @@ const SEARCH: &str = "SELECT data FROM persons
        AND ($3::integer IS NULL OR birth_year = $3)
        AND ($4::text IS NULL OR commune = $4)
        AND ($5::text IS NULL OR province = $5)
-     ORDER BY name_key, id LIMIT $6";
+     ORDER BY name_key, birth_year, id LIMIT $6";
 const PEOPLE_OF_COMMUNE: &str =
     "SELECT data FROM persons WHERE commune = $1 AND id > $2 ORDER BY id LIMIT $3";
 const COUNT_PEOPLE: &str = "SELECT count(*) FROM persons";
@@ -529,6 +530,12 @@ impl Store for PgStore {
         self.query_opt(SELECT_PERSON, &[&id.as_str()])?
             .map(|r| from_json(r.get::<_, &str>(0)))
             .transpose()
+    }
+
+    fn person_json(&self, id: &PersonalId) -> Result<Option<(String, Option<String>)>> {
+        Ok(self
+            .query_opt(SELECT_PERSON_JSON, &[&id.as_str()])?
+            .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1))))
     }
 
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>> {

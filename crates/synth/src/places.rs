@@ -118,9 +118,18 @@ fn load() -> Places {
         let mut communes = Vec::new();
         let mut commune_weights = Vec::new();
         for c in units.communes_of_province(Scheme::Y2025, code) {
-            let mut legacy: Vec<LegacyCommune> = units
-                .new_to_legacy_communes(c.code)
-                .iter()
+            // Prefer former communes that went whole into this one: an address in a commune
+            // that was split cannot be placed in today's scheme without the street, and the
+            // register never guesses it.
+            let sources = units.new_to_legacy_communes(c.code);
+            let whole: Vec<_> = sources.iter().filter(|m| !m.partial).collect();
+            let chosen: Vec<_> = if whole.is_empty() {
+                sources.iter().collect()
+            } else {
+                whole
+            };
+            let mut legacy: Vec<LegacyCommune> = chosen
+                .into_iter()
                 .filter_map(|m| {
                     let old = units.commune(Scheme::Legacy, m.legacy_code)?;
                     Some(LegacyCommune {
