@@ -30,7 +30,8 @@ use chrono::{Datelike, NaiveDate};
 use der::asn1::ObjectIdentifier;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::id::{IdError, PersonalId, Sex, parse_ddmmyyyy};
+use crate::date::parse_ddmmyyyy;
+use crate::id::{IdError, PersonalId, Sex, id_error_code};
 use crate::mrz::{Mrz, MrzError, parse_td1};
 use crate::tlv::{TlvError, TlvReader, read_single, tlv};
 
@@ -101,7 +102,7 @@ impl LdsError {
             LdsError::FieldNumber => "dg13.field_number",
             LdsError::TooManyFields => "dg13.too_many_fields",
             LdsError::FieldValues(_) => "dg13.field_values",
-            LdsError::Id(e) => e.code(),
+            LdsError::Id(e) => id_error_code(e),
             LdsError::Date(_) => "dg13.date",
             LdsError::Sex => "dg13.sex",
             LdsError::Biometric(_) => "dg2.biometric",
@@ -692,7 +693,7 @@ pub fn encode_dg13(d: &Dg13) -> Vec<u8> {
     let texts: [(u8, Option<String>); 8] = [
         (2, d.full_name.clone()),
         (3, date(&d.date_of_birth)),
-        (4, d.sex.map(|s| s.vietnamese().to_owned())),
+        (4, d.sex.map(|s| s.vi().to_owned())),
         (5, d.nationality.clone()),
         (6, d.ethnicity.clone()),
         (7, d.religion.clone()),

@@ -7,7 +7,7 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`id`] | the 12-digit personal ID as printed: layout, province table, birth/sex agreement |
+//! | [`id`] | what a card adds to the domain's personal ID: MRZ document number, PACE CAN, holder agreement, `id.*` codes |
 //! | [`qr`] | the CCCD QR text: parse, validate, format |
 //! | [`mrz`] | TD1 MRZ: parse, check digits, build, transliteration, BAC seed, PACE CAN |
 //! | [`tlv`] | a bounded, allocation-free BER-TLV reader (and a writer for fixtures) |
@@ -16,6 +16,9 @@
 //! | [`crypto`] | hashes and RSA / RSA-PSS / ECDSA (NIST and Brainpool) verification |
 //! | [`pa`] | passive authentication, trust store (PEM or ICAO master list), CRLs |
 //! | [`report`] | per-check outcomes: passed, failed, not checked — each with a reason code |
+//!
+//! The personal ID, sex and place-code table are the domain crate's (`dancu-domain`, pure as
+//! well); [`id`] re-exports them and adds only the card's view of the number.
 //!
 //! ## What it must not do
 //!
@@ -32,6 +35,7 @@
 //!   authentication; it only derives their inputs (BAC key seed, CAN) and parses DG14/DG15.
 
 pub mod crypto;
+mod date;
 pub mod id;
 pub mod lds;
 pub mod mrz;
@@ -41,7 +45,7 @@ pub mod report;
 pub mod sod;
 pub mod tlv;
 
-pub use id::{IdError, PersonalId, Sex};
+pub use id::{CardNumbers, IdError, PersonalId, Sex};
 pub use lds::{Dg2, Dg13, Dg14, EfCom, Expiry, FaceImage, ImageFormat, LdsError, PublicKeyInfo};
 pub use mrz::{Mrz, MrzError, MrzInput, build_td1, parse_td1};
 pub use pa::{Crl, PaOptions, PaReport, TrustError, TrustStore, passive_authentication};

@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use chrono::NaiveDate;
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
-use crate::id::{IdError, PersonalId, Sex, format_ddmmyyyy, parse_ddmmyyyy};
+use crate::date::{format_ddmmyyyy, parse_ddmmyyyy};
+use crate::id::{IdError, PersonalId, Sex, check_holder, id_error_code};
 
 /// Largest QR text accepted, in bytes. Real payloads are around 150 bytes.
 pub const MAX_QR_LEN: usize = 1024;
@@ -79,7 +80,7 @@ impl QrError {
             QrError::TooLong(_) => "qr.too_long",
             QrError::FieldCount(_) => "qr.field_count",
             QrError::ControlCharacter(_) => "qr.control_character",
-            QrError::Id(e) => e.code(),
+            QrError::Id(e) => id_error_code(e),
             QrError::OldId => "qr.old_id",
             QrError::EmptyName => "qr.empty_name",
             QrError::DateOfBirth => "qr.date_of_birth",
@@ -150,7 +151,7 @@ pub fn parse_qr(text: &str) -> Result<QrData, QrError> {
     }
     let date_of_birth = parse_ddmmyyyy(f[3]).ok_or(QrError::DateOfBirth)?;
     let sex = parse_sex(f[4]).ok_or(QrError::Sex)?;
-    id.check_birth(date_of_birth, sex)?;
+    check_holder(&id, date_of_birth, sex)?;
     let address = nfc(f[5].trim()).into_owned();
     let issue_date = parse_ddmmyyyy(f[6]).ok_or(QrError::IssueDate)?;
     if issue_date < date_of_birth {
@@ -176,7 +177,7 @@ impl QrData {
             self.old_id.as_deref().unwrap_or(""),
             self.full_name,
             format_ddmmyyyy(self.date_of_birth),
-            self.sex.vietnamese(),
+            self.sex.vi(),
             self.address,
             format_ddmmyyyy(self.issue_date)
         )
@@ -257,9 +258,9 @@ mod tests {
     }
 
     fn arb_qr() -> impl Strategy<Value = QrData> {
-        let provinces: Vec<u16> = crate::id::province_codes().collect();
+        let places: Vec<&str> = crate::id::PLACE_CODES.iter().map(|(c, _)| *c).collect();
         (
-            proptest::sample::select(provinces),
+            proptest::sample::select(places),
             1900i32..2100,
             1u32..=365,
             any::<bool>(),
@@ -273,7 +274,7 @@ mod tests {
                 let sex = if female { Sex::Female } else { Sex::Male };
                 let dob = NaiveDate::from_yo_opt(y, doy).unwrap();
                 QrData {
-                    id: PersonalId::from_parts(p, y, sex, serial).unwrap(),
+                    id: PersonalId::compose(p, sex, y, serial).unwrap(),
                     old_id: old,
                     full_name: name.nfc().collect::<String>().trim().to_owned(),
                     date_of_birth: dob,
