@@ -325,6 +325,25 @@ pub struct PeoplePage {
     pub next_after: Option<String>,
 }
 
+/// Runs a query: authenticates the officer, parses the body, passes the X-Purpose header and
+/// runs the use-case on a blocking thread.
+async fn query<Q, R>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    f: impl FnOnce(&Registry, &Officer, &str, Q) -> dancu_registry::Result<R> + Send + 'static,
+) -> Result<R, ApiError>
+where
+    Q: DeserializeOwned + Send + 'static,
+    R: Send + 'static,
+{
+    let officer = state.officer(&headers).await?;
+    let q: Q = parse(&body)?;
+    let purpose = purpose(&headers);
+    let registry = state.registry.clone();
+    blocking(move || f(&registry, &officer, &purpose, q)).await
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<Response, ApiError> {
     serde_json::to_string(v)
         .map(|s| json_response(200, s))
@@ -341,11 +360,10 @@ async fn get_person(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: PersonRef = parse(&body)?;
-    let purpose = purpose(&headers);
-    let registry = state.registry.clone();
-    let json = blocking(move || registry.person_json(&officer, &purpose, &q.id)).await?;
+    let json = query(state, headers, body, |r, o, p, q: PersonRef| {
+        r.person_json(o, p, &q.id)
+    })
+    .await?;
     Ok(json_response(200, json))
 }
 
@@ -358,15 +376,15 @@ async fn person_history(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: PersonRef = parse(&body)?;
-    let purpose = purpose(&headers);
-    let registry = state.registry.clone();
-    let events = blocking(move || registry.history(&officer, &purpose, &q.id)).await?;
-    to_json(&events)
+    to_json(
+        &query(state, headers, body, |r, o, p, q: PersonRef| {
+            r.history(o, p, &q.id)
+        })
+        .await?,
+    )
 }
 
-fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+fn parse_instant(s: &str) -> dancu_registry::Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
@@ -376,8 +394,7 @@ fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
             return Ok(t.and_utc() - chrono::Duration::hours(7));
         }
     }
-    Err(ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
+    Err(dancu_registry::RegistryError::invalid_msg(
         "instant_invalid",
         format!("Thời điểm {s:?} không hợp lệ (RFC 3339 hoặc YYYY-MM-DD)"),
         format!("The instant {s:?} is not valid (RFC 3339 or YYYY-MM-DD)"),
@@ -393,13 +410,12 @@ async fn person_as_of(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: AsOfQuery = parse(&body)?;
-    let at = parse_instant(&q.at)?;
-    let purpose = purpose(&headers);
-    let registry = state.registry.clone();
-    let p = blocking(move || registry.as_of(&officer, &purpose, &q.id, at)).await?;
-    to_json(&p)
+    let person = query(state, headers, body, |r, o, p, q: AsOfQuery| {
+        let at = parse_instant(&q.at)?;
+        r.as_of(o, p, &q.id, at)
+    })
+    .await?;
+    to_json(&person)
 }
 
 /// Searches people by name (accents and tone placement ignored), birth year or date, commune.
@@ -411,12 +427,12 @@ async fn search_people(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: PersonSearch = parse(&body)?;
-    let purpose = purpose(&headers);
-    let registry = state.registry.clone();
-    let r = blocking(move || registry.search(&officer, &purpose, &q)).await?;
-    to_json(&r)
+    to_json(
+        &query(state, headers, body, |r, o, p, q: PersonSearch| {
+            r.search(o, p, &q)
+        })
+        .await?,
+    )
 }
 
 /// Who read a person's data, newest first.
@@ -428,12 +444,12 @@ async fn person_access_log(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: PersonRef = parse(&body)?;
-    let purpose = purpose(&headers);
-    let registry = state.registry.clone();
-    let log = blocking(move || registry.access_log(&officer, &purpose, &q.id, 200)).await?;
-    to_json(&log)
+    to_json(
+        &query(state, headers, body, |r, o, p, q: PersonRef| {
+            r.access_log(o, p, &q.id, 200)
+        })
+        .await?,
+    )
 }
 
 /// A household with its members' records.
@@ -445,12 +461,10 @@ async fn get_household(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: HouseholdRef = parse(&body)?;
-    let purpose = purpose(&headers);
-    let registry = state.registry.clone();
-    let (household, members) =
-        blocking(move || registry.household(&officer, &purpose, &q.household_id)).await?;
+    let (household, members) = query(state, headers, body, |r, o, p, q: HouseholdRef| {
+        r.household(o, p, &q.household_id)
+    })
+    .await?;
     to_json(&HouseholdView { household, members })
 }
 
@@ -463,13 +477,12 @@ async fn commune_people(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let officer = state.officer(&headers).await?;
-    let q: CommunePage = parse(&body)?;
-    let purpose = purpose(&headers);
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let registry = state.registry.clone();
-    let people = blocking(move || {
-        registry.people_of_commune(&officer, &purpose, &q.commune, q.after.as_ref(), limit)
+    let (people, limit) = query(state, headers, body, |r, o, p, q: CommunePage| {
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+        Ok((
+            r.people_of_commune(o, p, &q.commune, q.after.as_ref(), limit)?,
+            limit,
+        ))
     })
     .await?;
     let next_after = if people.len() as u32 == limit {

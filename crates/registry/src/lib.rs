@@ -399,22 +399,7 @@ impl Registry {
         idem: Option<&Idempotency>,
         c: RegisterBirth,
     ) -> Result<Written> {
-        let units = AdminUnits::get();
-        let commune = units
-            .commune(Scheme::Y2025, &c.registration_commune)
-            .ok_or_else(|| {
-                RegistryError::invalid_msg(
-                    "unknown_commune",
-                    format!(
-                        "Không có xã/phường mã {} trong danh mục hành chính hiện hành",
-                        c.registration_commune
-                    ),
-                    format!(
-                        "There is no commune {} in the current administrative scheme",
-                        c.registration_commune
-                    ),
-                )
-            })?;
+        let commune = commune_2025(&c.registration_commune)?;
         self.require_covers(officer, Some(commune.code), "The registration commune")?;
         self.check_not_future(c.date_of_birth, "Ngày sinh / date of birth")?;
         let dob = PartialDate::Full(c.date_of_birth);
@@ -1023,23 +1008,7 @@ impl Registry {
             let p = self.load(&m.person)?;
             let changed = p.household.as_ref().map(|x| x.relationship) != Some(m.relationship);
             if changed {
-                let s = push_person(
-                    &mut appends,
-                    Some(&p),
-                    PersonChange::HouseholdLeft {
-                        household_id: h.id.clone(),
-                    },
-                )?;
-                push_person(
-                    &mut appends,
-                    Some(&s),
-                    PersonChange::HouseholdJoined {
-                        membership: Membership {
-                            household_id: h.id.clone(),
-                            relationship: m.relationship,
-                        },
-                    },
-                )?;
+                move_membership(&mut appends, &p, &h.id, &h.id, m.relationship)?;
             }
         }
         Ok((self.meta(officer, &c.basis)?, appends, 200))
@@ -1097,23 +1066,7 @@ impl Registry {
         });
         for m in &moving {
             let p = self.load(&m.person)?;
-            let s = push_person(
-                &mut appends,
-                Some(&p),
-                PersonChange::HouseholdLeft {
-                    household_id: h.id.clone(),
-                },
-            )?;
-            push_person(
-                &mut appends,
-                Some(&s),
-                PersonChange::HouseholdJoined {
-                    membership: Membership {
-                        household_id: new_id.clone(),
-                        relationship: m.relationship,
-                    },
-                },
-            )?;
+            move_membership(&mut appends, &p, &h.id, &new_id, m.relationship)?;
         }
         // Answer with the new household: put its creation first.
         let pos = appends
@@ -1268,13 +1221,7 @@ impl Registry {
         let limit = s.limit.unwrap_or(20).clamp(1, 200);
         let birth_year = s.birth_year.or(s.date_of_birth.map(|d| d.year()));
         if let Some(c) = &s.commune {
-            if AdminUnits::get().commune(Scheme::Y2025, c).is_none() {
-                return Err(RegistryError::invalid_msg(
-                    "unknown_commune",
-                    format!("Không có xã/phường mã {c}"),
-                    format!("There is no commune {c}"),
-                ));
-            }
+            commune_2025(c)?;
             self.require_covers(officer, Some(c), "The commune")?;
         }
         let (commune, province) = match &officer.jurisdiction {
@@ -1318,13 +1265,7 @@ impl Registry {
         limit: u32,
     ) -> Result<Vec<Person>> {
         let purpose = Self::check_purpose(purpose)?;
-        if AdminUnits::get().commune(Scheme::Y2025, commune).is_none() {
-            return Err(RegistryError::invalid_msg(
-                "unknown_commune",
-                format!("Không có xã/phường mã {commune}"),
-                format!("There is no commune {commune}"),
-            ));
-        }
+        commune_2025(commune)?;
         self.require_covers(officer, Some(commune), "The commune")?;
         let people = self
             .store
@@ -1349,6 +1290,47 @@ impl Registry {
         let _ = self.person(officer, purpose, id)?;
         Ok(self.store.access_log(id, limit.clamp(1, 1000))?)
     }
+}
+
+/// A commune of the current (2025) scheme, or the `unknown_commune` refusal.
+fn commune_2025(code: &str) -> Result<&'static dancu_domain::admin::Commune> {
+    AdminUnits::get()
+        .commune(Scheme::Y2025, code)
+        .ok_or_else(|| {
+            RegistryError::invalid_msg(
+                "unknown_commune",
+                format!("Không có xã/phường mã {code} trong danh mục hành chính hiện hành"),
+                format!("There is no commune {code} in the current administrative scheme"),
+            )
+        })
+}
+
+/// Moves a person's membership from one household to another (or to a new relationship in the
+/// same one): leaves, then joins, as two events on the person's stream.
+fn move_membership(
+    appends: &mut Vec<Append>,
+    person: &Person,
+    from: &str,
+    to: &str,
+    relationship: Relationship,
+) -> Result<Person> {
+    let left = push_person(
+        appends,
+        Some(person),
+        PersonChange::HouseholdLeft {
+            household_id: from.to_owned(),
+        },
+    )?;
+    push_person(
+        appends,
+        Some(&left),
+        PersonChange::HouseholdJoined {
+            membership: Membership {
+                household_id: to.to_owned(),
+                relationship,
+            },
+        },
+    )
 }
 
 fn bounded_text(s: &str, what: &str) -> Result<String> {

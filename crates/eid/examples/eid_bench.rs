@@ -8,7 +8,7 @@
 //! - the pure part of an authorization-code exchange (redeem with PKCE, sign ID and access
 //!   tokens), as latency percentiles.
 //!
-//! Prints one JSON object. Run: `cargo run --release -p dancu-eid --example bench [seconds]`.
+//! Prints one JSON object. Run: `cargo run --release -p dancu-eid --example eid_bench [seconds]`.
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::Utc;
