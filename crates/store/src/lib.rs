@@ -306,6 +306,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()>;
 }
 
+/// Version of the database layout this build writes. Stored in the `meta` table on first open;
+/// a database written by a newer build is refused rather than misread, and an older one is
+/// migrated step by step when a later version adds migrations.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn check_schema_version(found: &str) -> Result<()> {
+    match found.parse::<u32>() {
+        Ok(v) if v <= SCHEMA_VERSION => Ok(()),
+        Ok(v) => Err(StoreError::Backend(format!(
+            "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}: use a newer dancu"
+        ))),
+        Err(_) => Err(StoreError::Backend(format!(
+            "unreadable schema version {found:?} in the meta table"
+        ))),
+    }
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
 }

@@ -275,6 +275,17 @@ impl PgStore {
             .map_err(pg)?;
         tx.batch_execute(SCHEMA)
             .map_err(|e| StoreError::Backend(format!("creating the schema: {e}")))?;
+        let version = crate::SCHEMA_VERSION.to_string();
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', $1) ON CONFLICT DO NOTHING",
+            &[&version],
+        )
+        .map_err(pg)?;
+        let found: String = tx
+            .query_one("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+            .map_err(pg)?
+            .get(0);
+        crate::check_schema_version(&found)?;
         let oid: i64 = tx
             .query_one("SELECT 'events'::regclass::oid::bigint", &[])
             .map_err(pg)?

@@ -133,6 +133,19 @@ impl SqliteStore {
         w.pragma_update(None, "cache_size", -256_000).map_err(db)?;
         w.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         w.execute_batch(SCHEMA).map_err(db)?;
+        w.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT DO NOTHING",
+            [SCHEMA_VERSION.to_string()],
+        )
+        .map_err(db)?;
+        let version: String = w
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        check_schema_version(&version)?;
         let readers = r2d2::Pool::builder()
             .max_size(16)
             .min_idle(Some(2))
@@ -663,5 +676,27 @@ impl Store for SqliteStore {
                 f(from_json(&data)?)?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reopens_its_own_schema_and_refuses_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sqlite3");
+        drop(SqliteStore::open(&path).unwrap());
+        drop(SqliteStore::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '999' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let err = SqliteStore::open(&path).unwrap_err().to_string();
+        assert!(err.contains("newer"), "{err}");
     }
 }
