@@ -18,6 +18,36 @@ pub const BA_DINH: &str = "00004";
 /// Another commune of Hà Nội.
 pub const NGOC_HA: &str = "00008";
 
+/// With `DANCU_TEST_API_BACKEND=postgres` (and `DANCU_TEST_DATABASE_URL`), each test server
+/// runs on a fresh PostgreSQL schema instead of SQLite, so the API suite covers both backends.
+fn api_backend_url() -> Option<(String, String)> {
+    if std::env::var("DANCU_TEST_API_BACKEND").ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    let admin = std::env::var("DANCU_TEST_DATABASE_URL")
+        .expect("DANCU_TEST_API_BACKEND=postgres needs DANCU_TEST_DATABASE_URL");
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let schema = format!("api_{}_{n}", std::process::id());
+    let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .unwrap();
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    Some((
+        format!("{admin}{sep}pool_max=8&options=-csearch_path%3D{schema}"),
+        schema,
+    ))
+}
+
+/// Runs blocking store work on its own OS thread: the synchronous PostgreSQL client refuses to run
+/// inside the test's async runtime.
+pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(f).join().unwrap())
+}
+
 pub struct TestServer {
     pub base: String,
     pub http: reqwest::Client,
@@ -27,8 +57,26 @@ pub struct TestServer {
     pub commune: String,
     pub viewer: String,
     pub registrar: String,
+    pg_schema: Option<String>,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // Best effort: leave no test schema behind in the PostgreSQL database.
+        if let (Some(schema), Ok(admin)) =
+            (&self.pg_schema, std::env::var("DANCU_TEST_DATABASE_URL"))
+        {
+            let schema = schema.clone();
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut c) = postgres::Client::connect(&admin, postgres::NoTls) {
+                    let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                }
+            })
+            .join();
+        }
+    }
 }
 
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -59,7 +107,12 @@ fn officer(store: &dyn Store, id: &str, role: Role, j: Jurisdiction) -> String {
 impl TestServer {
     pub async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = dancu_store::open(dir.path().join("t.sqlite3").to_str().unwrap()).unwrap();
+        let pg = off_runtime(api_backend_url);
+        let sqlite_path = dir.path().join("t.sqlite3");
+        let store = off_runtime(|| match &pg {
+            Some((url, _)) => dancu_store::open(url).unwrap(),
+            None => dancu_store::open(sqlite_path.to_str().unwrap()).unwrap(),
+        });
         let clock = Arc::new(FixedClock::new(
             Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap(),
         ));
@@ -77,30 +130,20 @@ impl TestServer {
         tokio::spawn(bound.serve(async move {
             let _ = rx.await;
         }));
-        let national = officer(
-            store.as_ref(),
-            "national",
-            Role::Supervisor,
-            Jurisdiction::National,
-        );
-        let commune = officer(
-            store.as_ref(),
-            "badinh",
-            Role::Registrar,
-            Jurisdiction::Commune(BA_DINH.into()),
-        );
-        let viewer = officer(
-            store.as_ref(),
-            "viewer",
-            Role::Viewer,
-            Jurisdiction::National,
-        );
-        let registrar = officer(
-            store.as_ref(),
-            "registrar",
-            Role::Registrar,
-            Jurisdiction::National,
-        );
+        let (national, commune, viewer, registrar) = off_runtime(|| {
+            let s = store.as_ref();
+            (
+                officer(s, "national", Role::Supervisor, Jurisdiction::National),
+                officer(
+                    s,
+                    "badinh",
+                    Role::Registrar,
+                    Jurisdiction::Commune(BA_DINH.into()),
+                ),
+                officer(s, "viewer", Role::Viewer, Jurisdiction::National),
+                officer(s, "registrar", Role::Registrar, Jurisdiction::National),
+            )
+        });
         Self {
             base,
             http: reqwest::Client::new(),
@@ -110,6 +153,7 @@ impl TestServer {
             commune,
             viewer,
             registrar,
+            pg_schema: pg.map(|(_, schema)| schema),
             _dir: dir,
             _stop: stop,
         }
@@ -226,14 +270,15 @@ impl TestServer {
             legal_basis: None,
             document_ref: None,
         };
-        let dupes = self
-            .store
-            .import_batch(
-                &format!("fixture-{serial}"),
-                &[ImportRow { line: 1, person: p }],
-                &meta,
-            )
-            .unwrap();
+        let dupes = off_runtime(|| {
+            self.store
+                .import_batch(
+                    &format!("fixture-{serial}"),
+                    &[ImportRow { line: 1, person: p }],
+                    &meta,
+                )
+                .unwrap()
+        });
         assert!(dupes.is_empty());
         id.to_string()
     }
