@@ -18,6 +18,9 @@ use dancu_domain::officer::Officer;
 use dancu_domain::person::Person;
 use serde::{Deserialize, Serialize};
 
+pub mod docs;
+mod docs_postgres;
+mod docs_sqlite;
 pub mod postgres;
 pub mod sqlite;
 

@@ -91,6 +91,23 @@ CREATE TABLE IF NOT EXISTS access_log (
 CREATE TABLE IF NOT EXISTS imports (
     id text COLLATE "C" PRIMARY KEY, last_line bigint NOT NULL, updated_at timestamptz NOT NULL
 );
+-- Documents, one-shot keys and usage logs of `crate::docs` (the e-ID service's records).
+CREATE TABLE IF NOT EXISTS docs (
+    kind text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, version bigint NOT NULL,
+    json text NOT NULL, expires_at timestamptz, PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS docs_expiry ON docs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS seen_once (
+    kind text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, expires_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS seen_once_expiry ON seen_once (expires_at);
+CREATE TABLE IF NOT EXISTS usage_log (
+    subject text COLLATE "C" NOT NULL, seq bigserial NOT NULL, at timestamptz NOT NULL,
+    json text NOT NULL, PRIMARY KEY (subject, seq)
+);
+CREATE INDEX IF NOT EXISTS usage_log_subject ON usage_log (subject, at, seq);
+CREATE INDEX IF NOT EXISTS usage_log_at ON usage_log (at);
 "#;
 
 const SELECT_VERSIONS: &str =
@@ -151,7 +168,7 @@ const IMPORT_MARK: &str = "INSERT INTO imports (id, last_line, updated_at) VALUE
 const IMPORT_PROGRESS: &str = "SELECT last_line FROM imports WHERE id = $1";
 const PERSON_PAGE: &str = "SELECT id, data FROM persons WHERE id > $1 ORDER BY id LIMIT $2";
 
-fn pg(e: ::postgres::Error) -> StoreError {
+pub(crate) fn pg(e: ::postgres::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -160,9 +177,9 @@ fn count(n: u64) -> Result<i64> {
 }
 
 /// A pooled connection with the statements already prepared on it.
-struct PgConn {
-    client: Client,
-    statements: HashMap<&'static str, Statement>,
+pub(crate) struct PgConn {
+    pub(crate) client: Client,
+    pub(crate) statements: HashMap<&'static str, Statement>,
 }
 
 impl std::fmt::Debug for PgConn {
@@ -174,7 +191,7 @@ impl std::fmt::Debug for PgConn {
 }
 
 /// Prepares `sql` once per connection; prepared statements outlive transactions, even aborted ones.
-fn prepared(
+pub(crate) fn prepared(
     cache: &mut HashMap<&'static str, Statement>,
     client: &mut impl GenericClient,
     sql: &'static str,
@@ -188,14 +205,14 @@ fn prepared(
 }
 
 impl PgConn {
-    fn stmt(&mut self, sql: &'static str) -> Result<Statement> {
+    pub(crate) fn stmt(&mut self, sql: &'static str) -> Result<Statement> {
         prepared(&mut self.statements, &mut self.client, sql)
     }
 }
 
 /// Opens `postgres::Client`s for the pool.
 #[derive(Debug)]
-struct Manager(Config);
+pub(crate) struct Manager(Config);
 
 impl r2d2::ManageConnection for Manager {
     type Connection = PgConn;
@@ -307,19 +324,27 @@ impl PgStore {
         })
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
+    pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<Manager>> {
         self.pool
             .get()
             .map_err(|e| StoreError::Backend(format!("no PostgreSQL connection: {e}")))
     }
 
-    fn query(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    pub(crate) fn query(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
         let mut c = self.conn()?;
         let stmt = c.stmt(sql)?;
         c.client.query(&stmt, params).map_err(pg)
     }
 
-    fn query_opt(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+    pub(crate) fn query_opt(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
         let mut c = self.conn()?;
         let stmt = c.stmt(sql)?;
         c.client.query_opt(&stmt, params).map_err(pg)

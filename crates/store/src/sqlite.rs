@@ -56,9 +56,24 @@ CREATE TABLE IF NOT EXISTS access_log (
 );
 CREATE INDEX IF NOT EXISTS access_log_person ON access_log (person, seq);
 CREATE TABLE IF NOT EXISTS imports (id TEXT PRIMARY KEY, last_line INTEGER NOT NULL, updated_at TEXT NOT NULL);
+-- Documents, one-shot keys and usage logs of `crate::docs` (the e-ID service's records).
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL, json TEXT NOT NULL,
+    expires_at TEXT, PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS docs_expiry ON docs (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS seen_once (
+    kind TEXT NOT NULL, key TEXT NOT NULL, expires_at TEXT NOT NULL, PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_once_expiry ON seen_once (expires_at);
+CREATE TABLE IF NOT EXISTS usage_log (
+    seq INTEGER PRIMARY KEY, subject TEXT NOT NULL, at TEXT NOT NULL, json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_log_subject ON usage_log (subject, at, seq);
+CREATE INDEX IF NOT EXISTS usage_log_at ON usage_log (at);
 "#;
 
-fn db(e: rusqlite::Error) -> StoreError {
+pub(crate) fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -68,7 +83,7 @@ pub(crate) fn ts(t: &DateTime<Utc>) -> String {
 }
 
 #[derive(Debug)]
-struct ReaderManager(PathBuf);
+pub(crate) struct ReaderManager(PathBuf);
 
 impl r2d2::ManageConnection for ReaderManager {
     type Connection = Connection;
@@ -157,13 +172,16 @@ impl SqliteStore {
         })
     }
 
-    fn reader(&self) -> Result<r2d2::PooledConnection<ReaderManager>> {
+    pub(crate) fn reader(&self) -> Result<r2d2::PooledConnection<ReaderManager>> {
         self.readers
             .get()
             .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))
     }
 
-    fn write<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

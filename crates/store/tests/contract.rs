@@ -21,6 +21,7 @@ use dancu_domain::person::{
     CardKind, CardRecord, CardStatus, MaritalStatus, Person, Relationship, Sex, VitalStatus,
 };
 use dancu_domain::{PartialDate, PersonName, PersonalId};
+use dancu_store::docs::{DocStore, DocWrite};
 use dancu_store::{
     AccessEntry, Append, Commit, IdempotentResponse, ImportRow, OfficerRecord, SearchQuery, Store,
     StoreError, StreamId,
@@ -34,6 +35,8 @@ use std::sync::{Arc, Barrier};
 /// A store under test and how to open it again.
 struct Backend {
     store: Arc<dyn Store>,
+    /// The same store as a document store.
+    docs: Arc<dyn DocStore>,
     /// What `dancu_store::open` takes to reopen the same database.
     url: String,
     /// Expected `Store::backend()`.
@@ -65,9 +68,10 @@ fn sqlite() -> Backend {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("register.db");
     let url = path.to_str().expect("utf-8 temp path").to_owned();
-    let store = dancu_store::open(&url).expect("open SQLite");
+    let (store, docs) = dancu_store::docs::open_with_docs(&url).expect("open SQLite");
     Backend {
         store,
+        docs,
         url,
         name: "sqlite",
         _dir: Some(dir),
@@ -102,9 +106,10 @@ fn postgres(test: &str) -> Option<Backend> {
     .expect("create schema");
     let sep = if admin.contains('?') { '&' } else { '?' };
     let url = format!("{admin}{sep}pool_max=8&options=-csearch_path%3D{name}");
-    let store = dancu_store::open(&url).expect("open PostgreSQL");
+    let (store, docs) = dancu_store::docs::open_with_docs(&url).expect("open PostgreSQL");
     Some(Backend {
         store,
+        docs,
         url,
         name: "postgres",
         _dir: None,
@@ -153,6 +158,17 @@ contract!(
     import_households_skips_taken_numbers,
     for_each_person_visits_everyone_once_in_id_order,
     reopen_keeps_everything,
+    docs_create_read_update_with_versions,
+    docs_stale_version_and_second_creation_refused,
+    docs_delete_needs_the_current_version,
+    docs_list_by_prefix_in_key_order,
+    docs_purge_expired,
+    docs_commit_is_all_or_nothing,
+    docs_racing_updates_one_wins,
+    remember_once_then_replay,
+    remember_once_racing_threads_one_wins,
+    usage_log_order_range_limit_and_retention,
+    docs_survive_reopen,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1335,6 +1351,463 @@ fn reopen_keeps_everything(b: &Backend) {
     assert_eq!(
         b.store.person(&p.id).expect("read").map(|p| p.version),
         Some(2)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents, one-shot keys and usage logs (`dancu_store::docs`)
+
+fn put(kind: &str, key: &str, expected: u64, json: &str) -> DocWrite {
+    DocWrite::Put {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        expected_version: expected,
+        json: json.to_owned(),
+        expires_at: None,
+    }
+}
+
+fn docs_create_read_update_with_versions(b: &Backend) {
+    let d = &*b.docs;
+    assert_eq!(d.get("account", "001077000001").expect("get"), None);
+    let exp = t0() + Duration::days(30);
+    let v = d
+        .put("account", "001077000001", 0, r#"{"level":1}"#, Some(exp))
+        .expect("create");
+    assert_eq!(v, 1);
+    let doc = d
+        .get("account", "001077000001")
+        .expect("get")
+        .expect("stored");
+    assert_eq!(doc.version, 1);
+    assert_eq!(doc.json, r#"{"level":1}"#);
+    assert_eq!(
+        doc.expires_at,
+        Some(exp),
+        "microseconds survive the round trip"
+    );
+    let v = d
+        .put("account", "001077000001", 1, r#"{"level":2}"#, None)
+        .expect("update");
+    assert_eq!(v, 2);
+    let doc = d
+        .get("account", "001077000001")
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        (doc.version, doc.json.as_str(), doc.expires_at),
+        (2, r#"{"level":2}"#, None)
+    );
+    // Kinds are separate namespaces.
+    assert_eq!(d.get("totp", "001077000001").expect("get"), None);
+    assert_eq!(
+        d.put("totp", "001077000001", 0, "{}", None)
+            .expect("create"),
+        1
+    );
+}
+
+fn docs_stale_version_and_second_creation_refused(b: &Backend) {
+    let d = &*b.docs;
+    d.put("client", "bank", 0, r#"{"v":1}"#, None)
+        .expect("create");
+    d.put("client", "bank", 1, r#"{"v":2}"#, None)
+        .expect("update");
+    match d.put("client", "bank", 1, r#"{"v":"stale"}"#, None) {
+        Err(StoreError::Conflict {
+            stream,
+            expected: 1,
+            actual: 2,
+        }) => assert_eq!(stream, "client/bank"),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+    assert!(
+        matches!(d.put("client", "bank", 0, "{}", None), Err(StoreError::Exists(s)) if s == "client/bank")
+    );
+    // Updating something that does not exist is a conflict with version 0.
+    assert!(matches!(
+        d.put("client", "ghost", 3, "{}", None),
+        Err(StoreError::Conflict { actual: 0, .. })
+    ));
+    assert_eq!(d.get("client", "ghost").expect("get"), None);
+    let doc = d.get("client", "bank").expect("get").expect("stored");
+    assert_eq!((doc.version, doc.json.as_str()), (2, r#"{"v":2}"#));
+}
+
+fn docs_delete_needs_the_current_version(b: &Backend) {
+    let d = &*b.docs;
+    d.put("par", "urn:1", 0, "{}", None).expect("create");
+    d.put("par", "urn:1", 1, "{}", None).expect("update");
+    assert!(matches!(
+        d.delete("par", "urn:1", 1),
+        Err(StoreError::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+    assert!(d.get("par", "urn:1").expect("get").is_some());
+    d.delete("par", "urn:1", 2).expect("delete");
+    assert_eq!(d.get("par", "urn:1").expect("get"), None);
+    assert!(matches!(
+        d.delete("par", "urn:1", 2),
+        Err(StoreError::Conflict { actual: 0, .. })
+    ));
+    // A deleted key can be created again, from version 1.
+    assert_eq!(d.put("par", "urn:1", 0, "{}", None).expect("recreate"), 1);
+}
+
+fn docs_list_by_prefix_in_key_order(b: &Backend) {
+    let d = &*b.docs;
+    for key in [
+        "acc1/totp",
+        "acc1/passkey/b",
+        "acc1/passkey/a",
+        "acc10/passkey/a",
+        "acc2/passkey/a",
+    ] {
+        d.put("cred", key, 0, &format!(r#"{{"k":"{key}"}}"#), None)
+            .expect("create");
+    }
+    d.put("other", "acc1/passkey/c", 0, "{}", None)
+        .expect("create");
+    let keys = |prefix: &str, limit: u32| -> Vec<String> {
+        d.list("cred", prefix, limit)
+            .expect("list")
+            .into_iter()
+            .map(|(k, doc)| {
+                assert_eq!(doc.json, format!(r#"{{"k":"{k}"}}"#));
+                assert_eq!(doc.version, 1);
+                k
+            })
+            .collect()
+    };
+    assert_eq!(
+        keys("acc1/passkey/", 10),
+        ["acc1/passkey/a", "acc1/passkey/b"]
+    );
+    assert_eq!(
+        keys("acc1/", 10),
+        ["acc1/passkey/a", "acc1/passkey/b", "acc1/totp"]
+    );
+    assert_eq!(keys("acc1/", 1), ["acc1/passkey/a"]);
+    assert_eq!(keys("acc1", 10).len(), 4, "acc10/… also starts with acc1");
+    assert_eq!(keys("", 10).len(), 5);
+    assert!(keys("acc3", 10).is_empty());
+}
+
+fn docs_purge_expired(b: &Backend) {
+    let d = &*b.docs;
+    let now = t0();
+    let w = |key: &str, exp: Option<DateTime<Utc>>| DocWrite::Put {
+        kind: "code".to_owned(),
+        key: key.to_owned(),
+        expected_version: 0,
+        json: "{}".to_owned(),
+        expires_at: exp,
+    };
+    d.commit_docs(&[
+        w("past", Some(now - Duration::seconds(1))),
+        w("now", Some(now)),
+        w("future", Some(now + Duration::microseconds(1))),
+        w("never", None),
+    ])
+    .expect("create");
+    assert!(
+        d.remember_once("jti", "old", now - Duration::minutes(5), now)
+            .expect("remember")
+    );
+    assert!(
+        d.remember_once("jti", "new", now, now + Duration::minutes(5))
+            .expect("remember")
+    );
+    // Expired documents are still readable until purged: the caller checks the expiry.
+    assert!(d.get("code", "past").expect("get").is_some());
+    assert_eq!(
+        d.purge_expired(now).expect("purge"),
+        3,
+        "two documents, one key"
+    );
+    let left: Vec<String> = d
+        .list("code", "", 10)
+        .expect("list")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, ["future", "never"]);
+    assert_eq!(d.purge_expired(now).expect("purge again"), 0);
+    // The purged key is new again; the kept one is still a replay.
+    assert!(
+        d.remember_once(
+            "jti",
+            "old",
+            now - Duration::minutes(1),
+            now + Duration::minutes(1)
+        )
+        .expect("remember")
+    );
+    assert!(
+        !d.remember_once("jti", "new", now, now + Duration::minutes(5))
+            .expect("remember")
+    );
+}
+
+fn docs_commit_is_all_or_nothing(b: &Backend) {
+    let d = &*b.docs;
+    let now = t0();
+    d.put("code", "c1", 0, r#"{"used":false}"#, None)
+        .expect("code");
+    d.put("refresh", "fam1", 0, r#"{"gen":1}"#, None)
+        .expect("family");
+    // Rotating the family, using the code and logging it, with a stale version on the family.
+    let stale = [
+        put("code", "c1", 1, r#"{"used":true}"#),
+        put("refresh", "fam1", 7, r#"{"gen":2}"#),
+        put("session", "s1", 0, "{}"),
+        DocWrite::Usage {
+            subject: "acc1".to_owned(),
+            at: now,
+            json: "{}".to_owned(),
+        },
+    ];
+    assert!(matches!(
+        d.commit_docs(&stale),
+        Err(StoreError::Conflict { actual: 1, .. })
+    ));
+    assert_eq!(
+        d.get("code", "c1").expect("get").expect("kept").json,
+        r#"{"used":false}"#
+    );
+    assert_eq!(
+        d.get("refresh", "fam1")
+            .expect("get")
+            .expect("kept")
+            .version,
+        1
+    );
+    assert_eq!(d.get("session", "s1").expect("get"), None);
+    assert!(d.usage("acc1", None, None, 10).expect("usage").is_empty());
+    // A creation that collides also undoes the rest.
+    let taken = [
+        DocWrite::Delete {
+            kind: "code".to_owned(),
+            key: "c1".to_owned(),
+            expected_version: 1,
+        },
+        put("refresh", "fam1", 0, "{}"),
+    ];
+    assert!(matches!(d.commit_docs(&taken), Err(StoreError::Exists(s)) if s == "refresh/fam1"));
+    assert!(d.get("code", "c1").expect("get").is_some());
+    // The same writes with the right versions all land; writes to one document chain.
+    let good = [
+        put("code", "c1", 1, r#"{"used":true}"#),
+        put("refresh", "fam1", 1, r#"{"gen":2}"#),
+        put("session", "s1", 0, "{}"),
+        put("session", "s1", 1, r#"{"again":true}"#),
+        DocWrite::Usage {
+            subject: "acc1".to_owned(),
+            at: now,
+            json: r#"{"n":1}"#.to_owned(),
+        },
+    ];
+    assert_eq!(d.commit_docs(&good).expect("commit"), [2, 2, 1, 2, 0]);
+    assert_eq!(
+        d.get("session", "s1").expect("get").expect("stored").json,
+        r#"{"again":true}"#
+    );
+    assert_eq!(d.usage("acc1", None, None, 10).expect("usage").len(), 1);
+    assert!(d.commit_docs(&[]).expect("empty").is_empty());
+}
+
+fn docs_racing_updates_one_wins(b: &Backend) {
+    let d = b.docs.clone();
+    d.put("throttle", "acc1", 0, r#"{"fails":0}"#, None)
+        .expect("create");
+    let n = 8;
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let d = d.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                d.put("throttle", "acc1", 1, &format!(r#"{{"fails":{i}}}"#), None)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert_eq!(
+        results.iter().filter(|r| matches!(r, Ok(2))).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|r| matches!(
+            r,
+            Ok(2)
+                | Err(StoreError::Conflict {
+                    expected: 1,
+                    actual: 2,
+                    ..
+                })
+        )),
+        "{results:?}"
+    );
+    assert_eq!(
+        d.get("throttle", "acc1")
+            .expect("get")
+            .expect("stored")
+            .version,
+        2
+    );
+}
+
+fn remember_once_then_replay(b: &Backend) {
+    let d = &*b.docs;
+    let now = t0();
+    let until = now + Duration::seconds(300);
+    assert!(d.remember_once("dpop", "jti-1", now, until).expect("first"));
+    assert!(
+        !d.remember_once("dpop", "jti-1", now + Duration::seconds(10), until)
+            .expect("replay")
+    );
+    assert!(
+        !d.remember_once("dpop", "jti-1", until - Duration::microseconds(1), until)
+            .expect("replay")
+    );
+    // Another kind or key is another value.
+    assert!(
+        d.remember_once("client_assertion", "jti-1", now, until)
+            .expect("other kind")
+    );
+    assert!(
+        d.remember_once("dpop", "jti-2", now, until)
+            .expect("other key")
+    );
+    // Once its expiry has passed, the key is accepted again (and remembered anew).
+    let later = until + Duration::seconds(1);
+    assert!(
+        d.remember_once("dpop", "jti-1", until, later)
+            .expect("after expiry")
+    );
+    assert!(
+        !d.remember_once("dpop", "jti-1", until, later)
+            .expect("replay again")
+    );
+}
+
+fn remember_once_racing_threads_one_wins(b: &Backend) {
+    let now = t0();
+    for round in 0..5 {
+        let n = 8;
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let d = b.docs.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    d.remember_once(
+                        "jti",
+                        &format!("race-{round}"),
+                        now,
+                        now + Duration::minutes(1),
+                    )
+                    .expect("remember")
+                })
+            })
+            .collect();
+        let firsts = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .filter(|first| *first)
+            .count();
+        assert_eq!(firsts, 1, "round {round}");
+    }
+}
+
+fn usage_log_order_range_limit_and_retention(b: &Backend) {
+    let d = &*b.docs;
+    let at = |days: i64| t0() + Duration::days(days);
+    // Appended out of time order; two entries at the same instant.
+    for (days, n) in [(2, 2), (0, 0), (5, 5), (1, 1), (5, 6), (3, 3)] {
+        d.append_usage("acc1", at(days), &format!(r#"{{"n":{n}}}"#))
+            .expect("append");
+    }
+    d.append_usage("acc2", at(4), r#"{"n":99}"#)
+        .expect("append");
+    let ns = |since: Option<i64>, until: Option<i64>, limit: u32| -> Vec<String> {
+        d.usage("acc1", since.map(at), until.map(at), limit)
+            .expect("usage")
+            .into_iter()
+            .map(|r| r.json)
+            .collect()
+    };
+    let all = d.usage("acc1", None, None, 100).expect("usage");
+    assert_eq!(
+        all.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [at(5), at(5), at(3), at(2), at(1), at(0)],
+        "newest first"
+    );
+    assert_eq!(
+        all[0].json, r#"{"n":6}"#,
+        "the later append at one instant comes first"
+    );
+    assert_eq!(
+        ns(Some(1), Some(3), 100),
+        [r#"{"n":2}"#, r#"{"n":1}"#],
+        "since ≤ at < until"
+    );
+    assert_eq!(ns(Some(3), None, 100).len(), 3);
+    assert_eq!(ns(None, Some(1), 100), [r#"{"n":0}"#]);
+    assert_eq!(ns(None, None, 2), [r#"{"n":6}"#, r#"{"n":5}"#]);
+    assert_eq!(d.usage("acc3", None, None, 10).expect("usage"), []);
+    // Retention: everything before the cutoff goes, for every subject.
+    assert_eq!(d.purge_usage_before(at(3)).expect("purge"), 3);
+    assert_eq!(ns(None, None, 100).len(), 3);
+    assert_eq!(d.usage("acc2", None, None, 10).expect("usage").len(), 1);
+    assert_eq!(d.purge_usage_before(at(5)).expect("purge"), 2);
+    assert_eq!(ns(None, None, 100), [r#"{"n":6}"#, r#"{"n":5}"#]);
+}
+
+fn docs_survive_reopen(b: &Backend) {
+    b.docs
+        .put("key", "es256-1", 0, r#"{"kid":"1"}"#, None)
+        .expect("create");
+    b.docs.append_usage("acc1", t0(), "{}").expect("append");
+    assert!(
+        b.docs
+            .remember_once("jti", "x", t0(), t0() + Duration::hours(1))
+            .expect("remember")
+    );
+    let (_, again) = dancu_store::docs::open_with_docs(&b.url).expect("reopen");
+    assert_eq!(
+        again
+            .get("key", "es256-1")
+            .expect("get")
+            .expect("kept")
+            .version,
+        1
+    );
+    assert_eq!(again.usage("acc1", None, None, 10).expect("usage").len(), 1);
+    assert!(
+        !again
+            .remember_once("jti", "x", t0(), t0() + Duration::hours(1))
+            .expect("replay")
+    );
+    again
+        .put("key", "es256-1", 1, r#"{"kid":"1","retired":true}"#, None)
+        .expect("update");
+    assert_eq!(
+        b.docs
+            .get("key", "es256-1")
+            .expect("get")
+            .expect("kept")
+            .version,
+        2
     );
 }
 
