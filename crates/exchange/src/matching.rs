@@ -1,1 +1,405 @@
+//! Verification answers over a register record: attribute match (đối chiếu thông tin) and
+//! legacy CMND → personal ID resolution (essential procedure no. 1).
+//!
+//! Attribute match answers `match`, `no_match` or `unknown` per claimed field and never returns a
+//! value from the register. How a name matched is disclosed: `exact` (same text up to spacing),
+//! `tone_normalized` (same letters and marks up to case and tone-mark placement, e.g. Hòa/Hoà)
+//! or `accent_insensitive` (same letters once diacritics are dropped, e.g. NGUYEN VAN AN).
+//! `unknown` is said whenever the register cannot confirm or deny (a partial date of birth, a
+//! commune that cannot be placed in the current scheme).
+//!
+//! CMND resolution never guesses: it answers with one personal ID only when exactly one holder
+//! of the number also fits the claimed name and date of birth.
 
+use dancu_domain::name::{match_key, tone_key};
+use dancu_domain::person::{Person, Sex};
+use dancu_domain::{CmndNumber, PartialDate, PersonalId};
+use serde::{Deserialize, Serialize};
+
+/// Fields a caller claims about a person; absent ones are not asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Full name.
+    pub name: Option<String>,
+    /// Date of birth as `YYYY`, `YYYY-MM` or `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    /// Sex.
+    pub sex: Option<Sex>,
+    /// Code of the commune (2025 scheme) of residence.
+    pub commune_code: Option<String>,
+    /// Whether the person is alive.
+    pub alive: Option<bool>,
+}
+
+/// The answer for one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The claim agrees with the register.
+    Match,
+    /// The claim contradicts the register.
+    NoMatch,
+    /// The register cannot confirm or deny it.
+    Unknown,
+}
+
+/// One field's answer, with how it was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldAnswer {
+    /// Field name.
+    pub field: &'static str,
+    /// The answer.
+    pub verdict: Verdict,
+    /// How it was compared (disclosed to the caller), e.g. `exact`, `accent_insensitive`,
+    /// `year_month`; or why it is unknown, e.g. `register_partial`.
+    pub method: &'static str,
+}
+
+fn collapse(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Compares a claimed name with a registered one; returns the verdict and the method.
+pub fn compare_name(claimed: &str, registered: &str) -> (Verdict, &'static str) {
+    let c = collapse(claimed);
+    if c.is_empty() {
+        return (Verdict::Unknown, "claim_empty");
+    }
+    if c == collapse(registered) {
+        (Verdict::Match, "exact")
+    } else if tone_key(&c) == tone_key(registered) {
+        (Verdict::Match, "tone_normalized")
+    } else if match_key(&c) == match_key(registered) {
+        (Verdict::Match, "accent_insensitive")
+    } else {
+        (Verdict::NoMatch, "accent_insensitive")
+    }
+}
+
+/// Compares a claimed date of birth with the registered one, at the coarser precision.
+pub fn compare_date(claimed: &PartialDate, registered: &PartialDate) -> (Verdict, &'static str) {
+    fn parts(d: &PartialDate) -> (i32, Option<u32>, Option<u32>) {
+        use chrono::Datelike;
+        match *d {
+            PartialDate::Year(y) => (y, None, None),
+            PartialDate::YearMonth(y, m) => (y, Some(m), None),
+            PartialDate::Full(d) => (d.year(), Some(d.month()), Some(d.day())),
+        }
+    }
+    let (cy, cm, cd) = parts(claimed);
+    let (ry, rm, rd) = parts(registered);
+    if cy != ry {
+        return (Verdict::NoMatch, "year");
+    }
+    match (cm, rm) {
+        (Some(a), Some(b)) if a != b => return (Verdict::NoMatch, "year_month"),
+        (None, None) => return (Verdict::Match, "exact"),
+        (None, Some(_)) => return (Verdict::Match, "year"),
+        (Some(_), None) => return (Verdict::Unknown, "register_partial"),
+        _ => {}
+    }
+    match (cd, rd) {
+        (Some(a), Some(b)) if a != b => (Verdict::NoMatch, "exact"),
+        (Some(_), Some(_)) | (None, None) => (Verdict::Match, "exact"),
+        (None, Some(_)) => (Verdict::Match, "year_month"),
+        (Some(_), None) => (Verdict::Unknown, "register_partial"),
+    }
+}
+
+/// Answers every claimed field against the register record, in a fixed order.
+pub fn attribute_match(person: &Person, claims: &Claims) -> Vec<FieldAnswer> {
+    let mut out = Vec::with_capacity(5);
+    let mut put = |field, (verdict, method)| {
+        out.push(FieldAnswer {
+            field,
+            verdict,
+            method,
+        })
+    };
+    if let Some(n) = &claims.name {
+        put("name", compare_name(n, &person.name.full()));
+    }
+    if let Some(d) = &claims.date_of_birth {
+        put(
+            "date_of_birth",
+            match PartialDate::parse(d) {
+                Ok(c) => compare_date(&c, &person.date_of_birth),
+                Err(_) => (Verdict::Unknown, "claim_unreadable"),
+            },
+        );
+    }
+    if let Some(s) = claims.sex {
+        put(
+            "sex",
+            if s == person.sex {
+                (Verdict::Match, "exact")
+            } else {
+                (Verdict::NoMatch, "exact")
+            },
+        );
+    }
+    if let Some(c) = &claims.commune_code {
+        put(
+            "commune_code",
+            match person.home_commune() {
+                None => (Verdict::Unknown, "register_unplaceable"),
+                Some(h) if h == c.trim() => (Verdict::Match, "exact"),
+                Some(_) => (Verdict::NoMatch, "exact"),
+            },
+        );
+    }
+    if let Some(a) = claims.alive {
+        put(
+            "alive",
+            if a != person.is_dead() {
+                (Verdict::Match, "exact")
+            } else {
+                (Verdict::NoMatch, "exact")
+            },
+        );
+    }
+    out
+}
+
+/// The outcome of resolving a legacy CMND number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CmndResolution {
+    /// Exactly one person holds the number and fits the claims.
+    Unique {
+        /// Their personal ID.
+        id: PersonalId,
+        /// How the name matched, when a name was claimed.
+        name_method: Option<&'static str>,
+    },
+    /// Several people fit; the caller must decide with more evidence.
+    Ambiguous {
+        /// Their personal IDs, sorted.
+        candidates: Vec<PersonalId>,
+    },
+    /// No holder of the number fits.
+    NotFound,
+}
+
+/// Resolves `cmnd` among `candidates` (typically the people an index returned for the number;
+/// they are filtered again here). A claimed name must match (`accent_insensitive` at least) and
+/// a claimed date of birth must not contradict the register.
+pub fn resolve_cmnd(
+    cmnd: &CmndNumber,
+    name: Option<&str>,
+    date_of_birth: Option<&PartialDate>,
+    candidates: &[Person],
+) -> CmndResolution {
+    let mut fits: Vec<(&PersonalId, Option<&'static str>)> = Vec::new();
+    for p in candidates {
+        if !p.legacy_cmnd.iter().any(|l| l.number == *cmnd) {
+            continue;
+        }
+        let name_method = match name {
+            None => None,
+            Some(n) => match compare_name(n, &p.name.full()) {
+                (Verdict::Match, m) => Some(m),
+                _ => continue,
+            },
+        };
+        if let Some(d) = date_of_birth
+            && compare_date(d, &p.date_of_birth).0 == Verdict::NoMatch
+        {
+            continue;
+        }
+        if !fits.iter().any(|(id, _)| *id == &p.id) {
+            fits.push((&p.id, name_method));
+        }
+    }
+    match fits.as_slice() {
+        [] => CmndResolution::NotFound,
+        [(id, m)] => CmndResolution::Unique {
+            id: **id,
+            name_method: *m,
+        },
+        many => {
+            let mut candidates: Vec<PersonalId> = many.iter().map(|(id, _)| **id).collect();
+            candidates.sort();
+            CmndResolution::Ambiguous { candidates }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dancu_domain::person::LegacyCmnd;
+
+    fn person(id: &str, family: &str, middle: &str, given: &str, dob: &str) -> Person {
+        let json = serde_json::json!({
+            "id": id,
+            "version": 1,
+            "name": {"family": family, "middle": middle, "given": given},
+            "date_of_birth": dob,
+            "sex": "female",
+            "birth_registration": {
+                "scheme": "2025", "commune_code": "00004", "detail": "", "effective_from": "2025-07-01"
+            },
+            "ethnicity": "Kinh",
+            "religion": "Không",
+            "nationality": "VN",
+        });
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn with_cmnd(mut p: Person, n: &str) -> Person {
+        p.legacy_cmnd.push(LegacyCmnd {
+            number: CmndNumber::parse(n).unwrap(),
+            issued_on: None,
+        });
+        p
+    }
+
+    fn answer(p: &Person, c: Claims) -> Vec<(&'static str, Verdict, &'static str)> {
+        attribute_match(p, &c)
+            .into_iter()
+            .map(|a| (a.field, a.verdict, a.method))
+            .collect()
+    }
+
+    #[test]
+    fn names_match_with_the_method_disclosed() {
+        let reg = "Đặng Thị Thủy";
+        assert_eq!(
+            compare_name("Đặng  Thị Thủy", reg),
+            (Verdict::Match, "exact")
+        );
+        assert_eq!(
+            compare_name("đặng thị thuỷ", reg),
+            (Verdict::Match, "tone_normalized")
+        );
+        assert_eq!(
+            compare_name("DANG THI THUY", reg),
+            (Verdict::Match, "accent_insensitive")
+        );
+        assert_eq!(compare_name("Đặng Thị Thu", reg).0, Verdict::NoMatch);
+        assert_eq!(compare_name("  ", reg).0, Verdict::Unknown);
+    }
+
+    #[test]
+    fn dates_compare_at_the_coarser_precision() {
+        let d = |s| PartialDate::parse(s).unwrap();
+        assert_eq!(
+            compare_date(&d("1990-05-01"), &d("1990-05-01")),
+            (Verdict::Match, "exact")
+        );
+        assert_eq!(
+            compare_date(&d("1990-05-02"), &d("1990-05-01")).0,
+            Verdict::NoMatch
+        );
+        assert_eq!(
+            compare_date(&d("1990"), &d("1990-05-01")),
+            (Verdict::Match, "year")
+        );
+        assert_eq!(
+            compare_date(&d("1990-05"), &d("1990-05-01")),
+            (Verdict::Match, "year_month")
+        );
+        assert_eq!(
+            compare_date(&d("1990-05-01"), &d("1990")),
+            (Verdict::Unknown, "register_partial")
+        );
+        assert_eq!(
+            compare_date(&d("1991-05-01"), &d("1990")).0,
+            Verdict::NoMatch
+        );
+        assert_eq!(
+            compare_date(&d("1990-06-01"), &d("1990-05")).0,
+            Verdict::NoMatch
+        );
+    }
+
+    #[test]
+    fn attribute_match_answers_per_field_without_values() {
+        let p = person("001190000001", "Đặng", "Thị", "Thủy", "1990");
+        let a = answer(
+            &p,
+            Claims {
+                name: Some("DANG THI THUY".into()),
+                date_of_birth: Some("1990-05-01".into()),
+                sex: Some(Sex::Male),
+                commune_code: Some("00004".into()),
+                alive: Some(true),
+            },
+        );
+        assert_eq!(
+            a,
+            vec![
+                ("name", Verdict::Match, "accent_insensitive"),
+                ("date_of_birth", Verdict::Unknown, "register_partial"),
+                ("sex", Verdict::NoMatch, "exact"),
+                ("commune_code", Verdict::Match, "exact"),
+                ("alive", Verdict::Match, "exact"),
+            ]
+        );
+        let only_name = answer(
+            &p,
+            Claims {
+                date_of_birth: Some("1990-13-01".into()),
+                ..Claims::default()
+            },
+        );
+        assert_eq!(
+            only_name,
+            vec![("date_of_birth", Verdict::Unknown, "claim_unreadable")]
+        );
+    }
+
+    #[test]
+    fn cmnd_resolution_is_honest_about_shared_numbers() {
+        let a = with_cmnd(
+            person("001190000001", "Lê", "Thị", "Hoa", "1990-05-01"),
+            "012345678",
+        );
+        let b = with_cmnd(
+            person("031185000002", "Lê", "Thị", "Hoa", "1985"),
+            "012345678",
+        );
+        let c = with_cmnd(
+            person("001195000003", "Trần", "Văn", "Nam", "1995-01-01"),
+            "012345678",
+        );
+        let other = with_cmnd(
+            person("001195000004", "Lê", "Thị", "Hoa", "1990-05-01"),
+            "987654321",
+        );
+        let all = [a.clone(), b.clone(), c.clone(), other];
+        let n = CmndNumber::parse("012345678").unwrap();
+        let d = |s| PartialDate::parse(s).unwrap();
+        // Number alone: three holders.
+        assert!(matches!(
+            resolve_cmnd(&n, None, None, &all),
+            CmndResolution::Ambiguous { candidates } if candidates.len() == 3
+        ));
+        // Name narrows to two; a full date narrows to one, since 1985 contradicts 1990.
+        assert!(matches!(
+            resolve_cmnd(&n, Some("LE THI HOA"), None, &all),
+            CmndResolution::Ambiguous { candidates } if candidates.len() == 2
+        ));
+        assert_eq!(
+            resolve_cmnd(&n, Some("LE THI HOA"), Some(&d("1990-05-01")), &all),
+            CmndResolution::Unique {
+                id: a.id,
+                name_method: Some("accent_insensitive")
+            }
+        );
+        // A date the register knows only to the year does not rule the holder out.
+        assert!(matches!(
+            resolve_cmnd(&n, Some("Lê Thị Hoa"), Some(&d("1985-02-03")), &all),
+            CmndResolution::Unique { id, .. } if id == b.id
+        ));
+        assert_eq!(
+            resolve_cmnd(&n, Some("Nguyễn Văn A"), None, &all),
+            CmndResolution::NotFound
+        );
+        assert_eq!(
+            resolve_cmnd(&CmndNumber::parse("111111111").unwrap(), None, None, &all),
+            CmndResolution::NotFound
+        );
+    }
+}
