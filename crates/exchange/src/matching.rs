@@ -55,24 +55,24 @@ pub struct FieldAnswer {
     pub method: &'static str,
 }
 
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// Compares a claimed name with a registered one; returns the verdict and the method.
 pub fn compare_name(claimed: &str, registered: &str) -> (Verdict, &'static str) {
-    let c = collapse(claimed);
-    if c.is_empty() {
+    if claimed.split_whitespace().next().is_none() {
         return (Verdict::Unknown, "claim_empty");
     }
-    if c == collapse(registered) {
-        (Verdict::Match, "exact")
-    } else if tone_key(&c) == tone_key(registered) {
+    if claimed.split_whitespace().eq(registered.split_whitespace()) {
+        return (Verdict::Match, "exact");
+    }
+    // The accent-insensitive key decides match or not; the tone key only says how precisely.
+    if match_key(claimed) != match_key(registered) {
+        return (Verdict::NoMatch, "accent_insensitive");
+    }
+    // tone_key keeps every diacritic, so an ASCII claim cannot equal a non-ASCII name there.
+    let tone_possible = !(claimed.is_ascii() && !registered.is_ascii());
+    if tone_possible && tone_key(claimed) == tone_key(registered) {
         (Verdict::Match, "tone_normalized")
-    } else if match_key(&c) == match_key(registered) {
-        (Verdict::Match, "accent_insensitive")
     } else {
-        (Verdict::NoMatch, "accent_insensitive")
+        (Verdict::Match, "accent_insensitive")
     }
 }
 
