@@ -68,7 +68,7 @@ pub fn compare_name(claimed: &str, registered: &str) -> (Verdict, &'static str) 
         return (Verdict::NoMatch, "accent_insensitive");
     }
     // tone_key keeps every diacritic, so an ASCII claim cannot equal a non-ASCII name there.
-    let tone_possible = !(claimed.is_ascii() && !registered.is_ascii());
+    let tone_possible = !claimed.is_ascii() || registered.is_ascii();
     if tone_possible && tone_key(claimed) == tone_key(registered) {
         (Verdict::Match, "tone_normalized")
     } else {
