@@ -345,6 +345,17 @@ pub(crate) mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics_and_what_decodes_re_encodes_identically(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            if let Ok(e) = LogEntry::decode(&bytes) {
+                proptest::prop_assert_eq!(e.encode().unwrap(), bytes);
+            }
+        }
+    }
+
     #[test]
     fn oversized_text_is_refused() {
         let mut r = sample(1);

@@ -369,6 +369,15 @@ pub enum LogError {
     /// An earlier write failed; the log must be recovered before new exchanges are accepted.
     #[error("the log is stopped after a write failure")]
     Poisoned,
+    /// The space budget the caller set would be exceeded: the record was not written and the
+    /// log is intact; free space (retention) and raise the budget.
+    #[error("the log has no room for {needed} more bytes ({available} left)")]
+    Full {
+        /// Bytes the append needs.
+        needed: u64,
+        /// Bytes the budget has left.
+        available: u64,
+    },
 }
 
 /// What an append returns: where the record went.
@@ -392,6 +401,7 @@ pub struct LogWriter<S: SegmentSink> {
     current: Option<(S::Segment, u64, u64)>,
     buf: Vec<u8>,
     poisoned: bool,
+    budget: Option<u64>,
 }
 
 impl<S: SegmentSink> LogWriter<S> {
@@ -417,12 +427,25 @@ impl<S: SegmentSink> LogWriter<S> {
             current: None,
             buf: Vec::with_capacity(1024),
             poisoned: false,
+            budget: None,
         }
     }
 
     /// The current state (last hash, next seq, frontier).
     pub fn state(&self) -> &LogState {
         &self.state
+    }
+
+    /// Sets how many more bytes the writer may write (e.g. free disk space minus a reserve);
+    /// `None` for no limit. An append that would not fit is refused with [`LogError::Full`]
+    /// before anything is written, so a full disk never leaves a torn record.
+    pub fn set_space_budget(&mut self, bytes: Option<u64>) {
+        self.budget = bytes;
+    }
+
+    /// The space budget left, if one is set.
+    pub fn space_budget(&self) -> Option<u64> {
+        self.budget
     }
 
     /// The sink (e.g. to read a [`MemorySink`] back).
@@ -452,6 +475,18 @@ impl<S: SegmentSink> LogWriter<S> {
                 written + frame_len > self.config.segment_max_bytes && written > header
             }
         };
+        if let Some(available) = self.budget {
+            let header = if roll {
+                (FIXED_HEADER + 32 * self.state.next_seq.count_ones() as usize) as u64
+            } else {
+                0
+            };
+            let needed = frame_len + header;
+            if needed > available {
+                return Err(LogError::Full { needed, available });
+            }
+            self.budget = Some(available - needed);
+        }
         if roll && let Err(e) = self.start_segment() {
             self.poisoned = true;
             return Err(e.into());

@@ -269,6 +269,32 @@ fn a_write_failure_poisons_the_writer() {
 }
 
 #[test]
+fn a_space_budget_refuses_cleanly_and_the_log_stays_intact() {
+    let mut w = LogWriter::create(MemorySink::new(), LogConfig::default());
+    w.set_space_budget(Some(700));
+    let mut written = 0;
+    let err = loop {
+        match w.append(&sample(written)) {
+            Ok(_) => written += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(err, super::segment::LogError::Full { .. }),
+        "{err}"
+    );
+    assert!(written > 0);
+    let used: usize = w.sink().segments().iter().map(Vec::len).sum();
+    assert_eq!(used as u64 + w.space_budget().unwrap(), 700);
+    // More room: appends go on, and the log verifies.
+    w.set_space_budget(None);
+    w.append(&sample(written)).unwrap();
+    let st = w.state().clone();
+    let cp = Checkpoint::sign(st.next_seq, st.frontier.root(), Utc::now(), &key());
+    assert!(run(&w.sink().segments(), &[cp]).is_intact());
+}
+
+#[test]
 fn reading_a_segment_respects_the_limit() {
     let (segs, _) = build(10, 1 << 20, 10);
     let n = segs[0].len() as u64;
@@ -334,6 +360,31 @@ fn retention_archives_an_old_checkpointed_prefix_only() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn verify_never_panics_on_arbitrary_bytes(
+        segs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..400), 0..3),
+    ) {
+        let refs: Vec<&[u8]> = segs.iter().map(Vec::as_slice).collect();
+        let r = verify(&refs, &[], key().verifying_key());
+        prop_assert!(r.first_bad.is_some() || segs.is_empty());
+    }
+
+    #[test]
+    fn any_flipped_header_byte_of_a_later_segment_is_caught(
+        pick in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let (mut segs, cps) = build(40, 1500, 40);
+        prop_assert!(segs.len() >= 3);
+        let (_, hlen) = SegmentHeader::decode(&segs[1]).unwrap();
+        let b = pick.index(hlen);
+        segs[1][b] ^= 1 << bit;
+        let r = run(&segs, &cps);
+        prop_assert!(!r.is_intact());
+        let bad = r.first_bad.unwrap();
+        prop_assert_eq!(bad.segment_index, 1);
+    }
 
     #[test]
     fn random_logs_verify_and_any_flipped_record_byte_is_caught(
