@@ -3,7 +3,8 @@
 //! This crate owns the rules of exchanging population data with member agencies:
 //! - [`log`]: the tamper-evident exchange log: metadata-only records, hash chain, segment file
 //!   format, Merkle tree with inclusion and consistency proofs, ES256-signed checkpoints,
-//!   verification that names the first bad record, and retention planning;
+//!   verification that names the first bad record, retention planning, checkpoint cadence and
+//!   the citizen's view of accesses with covert embargoes;
 //! - [`rights`]: access rights and the decision whether a call is allowed, with quota and rate
 //!   limits as pure state machines;
 //! - [`consent`]: consent artefacts granted, revoked and consumed by the person;

@@ -94,6 +94,34 @@ impl Checkpoint {
     }
 }
 
+/// When the writer should sign the next checkpoint. Records after the last checkpoint can be
+/// cut from the end without detection, so this cadence bounds that window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// Sign after this many new records.
+    pub every_records: u64,
+    /// Sign when there are new records and this much time has passed.
+    pub every: chrono::TimeDelta,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        Self {
+            every_records: 10_000,
+            every: chrono::TimeDelta::minutes(1),
+        }
+    }
+}
+
+impl CheckpointPolicy {
+    /// Whether a checkpoint is due for a log of `log_size` records at `now`.
+    pub fn due(&self, log_size: u64, last: Option<&Checkpoint>, now: DateTime<Utc>) -> bool {
+        let (covered, at) = last.map_or((0, None), |c| (c.tree_size, Some(c.time)));
+        let new = log_size.saturating_sub(covered);
+        new > 0 && (new >= self.every_records || at.is_none_or(|t| now - t >= self.every))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +146,22 @@ mod tests {
         let mut later = c.clone();
         later.time = t + chrono::TimeDelta::seconds(1);
         assert!(!later.verify_signature(key.verifying_key()));
+    }
+
+    #[test]
+    fn checkpoints_fall_due_by_count_or_time() {
+        let key = SigningKey::generate_from_rng(&mut StdRng::seed_from_u64(1));
+        let t = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let p = CheckpointPolicy {
+            every_records: 100,
+            every: chrono::TimeDelta::minutes(1),
+        };
+        assert!(!p.due(0, None, t));
+        assert!(p.due(1, None, t));
+        let c = Checkpoint::sign(50, [0; 32], t, &key);
+        assert!(!p.due(50, Some(&c), t + chrono::TimeDelta::hours(1)));
+        assert!(!p.due(60, Some(&c), t + chrono::TimeDelta::seconds(59)));
+        assert!(p.due(60, Some(&c), t + chrono::TimeDelta::seconds(60)));
+        assert!(p.due(150, Some(&c), t));
     }
 }
