@@ -55,25 +55,90 @@ pub struct FieldAnswer {
     pub method: &'static str,
 }
 
-/// Compares a claimed name with a registered one; returns the verdict and the method.
-pub fn compare_name(claimed: &str, registered: &str) -> (Verdict, &'static str) {
+/// [`match_key`] of a claim, without Unicode decomposition when the claim is ASCII (MRZ and
+/// many client systems send upper-case ASCII); a property test holds it equal to the domain's.
+fn claim_match_key(s: &str) -> String {
+    if !s.is_ascii() {
+        return match_key(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut pending_space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || c == '<' {
+            pending_space = !out.is_empty();
+        } else if c.is_ascii_alphanumeric() {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// The comparison keys of a registered name, computed once (e.g. when an in-memory
+/// verification index is built) so that each check only keys the claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameKeys {
+    full: String,
+    match_key: String,
+    tone_key: String,
+}
+
+impl NameKeys {
+    /// Keys of a registered full name.
+    pub fn new(registered: &str) -> Self {
+        Self {
+            full: registered.split_whitespace().collect::<Vec<_>>().join(" "),
+            match_key: match_key(registered),
+            tone_key: tone_key(registered),
+        }
+    }
+
+    /// Keys of a person's registered name.
+    pub fn of(person: &Person) -> Self {
+        Self::new(&person.name.full())
+    }
+
+    /// Compares a claimed name with this one; returns the verdict and the method.
+    pub fn compare(&self, claimed: &str) -> (Verdict, &'static str) {
+        compare_keyed(claimed, &self.full, &self.match_key, || {
+            self.tone_key.clone()
+        })
+    }
+}
+
+fn compare_keyed(
+    claimed: &str,
+    full: &str,
+    registered_match_key: &str,
+    registered_tone_key: impl FnOnce() -> String,
+) -> (Verdict, &'static str) {
     if claimed.split_whitespace().next().is_none() {
         return (Verdict::Unknown, "claim_empty");
     }
-    if claimed.split_whitespace().eq(registered.split_whitespace()) {
+    if claimed.split_whitespace().eq(full.split_whitespace()) {
         return (Verdict::Match, "exact");
     }
     // The accent-insensitive key decides match or not; the tone key only says how precisely.
-    if match_key(claimed) != match_key(registered) {
+    if claim_match_key(claimed) != registered_match_key {
         return (Verdict::NoMatch, "accent_insensitive");
     }
     // tone_key keeps every diacritic, so an ASCII claim cannot equal a non-ASCII name there.
-    let tone_possible = !claimed.is_ascii() || registered.is_ascii();
-    if tone_possible && tone_key(claimed) == tone_key(registered) {
+    let tone_possible = !claimed.is_ascii() || full.is_ascii();
+    if tone_possible && tone_key(claimed) == registered_tone_key() {
         (Verdict::Match, "tone_normalized")
     } else {
         (Verdict::Match, "accent_insensitive")
     }
+}
+
+/// Compares a claimed name with a registered one; returns the verdict and the method.
+pub fn compare_name(claimed: &str, registered: &str) -> (Verdict, &'static str) {
+    compare_keyed(claimed, registered, &match_key(registered), || {
+        tone_key(registered)
+    })
 }
 
 /// Compares a claimed date of birth with the registered one, at the coarser precision.
@@ -108,6 +173,23 @@ pub fn compare_date(claimed: &PartialDate, registered: &PartialDate) -> (Verdict
 
 /// Answers every claimed field against the register record, in a fixed order.
 pub fn attribute_match(person: &Person, claims: &Claims) -> Vec<FieldAnswer> {
+    answer(person, claims, |n| compare_name(n, &person.name.full()))
+}
+
+/// [`attribute_match`] with the person's name keys computed beforehand.
+pub fn attribute_match_prepared(
+    person: &Person,
+    keys: &NameKeys,
+    claims: &Claims,
+) -> Vec<FieldAnswer> {
+    answer(person, claims, |n| keys.compare(n))
+}
+
+fn answer(
+    person: &Person,
+    claims: &Claims,
+    name: impl FnOnce(&str) -> (Verdict, &'static str),
+) -> Vec<FieldAnswer> {
     let mut out = Vec::with_capacity(5);
     let mut put = |field, (verdict, method)| {
         out.push(FieldAnswer {
@@ -117,7 +199,7 @@ pub fn attribute_match(person: &Person, claims: &Claims) -> Vec<FieldAnswer> {
         })
     };
     if let Some(n) = &claims.name {
-        put("name", compare_name(n, &person.name.full()));
+        put("name", name(n));
     }
     if let Some(d) = &claims.date_of_birth {
         put(
@@ -279,6 +361,23 @@ mod tests {
         );
         assert_eq!(compare_name("Đặng Thị Thu", reg).0, Verdict::NoMatch);
         assert_eq!(compare_name("  ", reg).0, Verdict::Unknown);
+        let keys = NameKeys::new(reg);
+        for claim in [
+            "Đặng Thị Thủy",
+            "đặng thị thuỷ",
+            "DANG THI THUY",
+            "Dang Thi Thu",
+            " ",
+        ] {
+            assert_eq!(keys.compare(claim), compare_name(claim, reg), "{claim}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_ascii_claim_key_is_the_domain_key(s in "[ -~\\t\\n\\r\\x0b\\x0c\\x1c-\\x1f]{0,40}") {
+            proptest::prop_assert_eq!(claim_match_key(&s), match_key(&s));
+        }
     }
 
     #[test]

@@ -401,22 +401,24 @@ pub fn decide(
     {
         return Err(Refusal::ClientKeyExpired(t));
     }
-    let mut for_service = rights
-        .iter()
-        .filter(|r| r.org == req.org && r.subsystem == req.subsystem && r.service == req.service)
-        .peekable();
-    if for_service.peek().is_none() {
+    let for_service = |r: &&AccessRight| {
+        r.org == req.org && r.subsystem == req.subsystem && r.service == req.service
+    };
+    if !rights.iter().any(|r| for_service(&r)) {
         return Err(Refusal::NoRight {
             subsystem: req.subsystem.to_owned(),
             service: req.service.to_owned(),
         });
     }
-    let candidates: Vec<&AccessRight> = for_service.filter(|r| r.purpose == req.purpose).collect();
+    let mut candidates = rights
+        .iter()
+        .filter(for_service)
+        .filter(|r| r.purpose == req.purpose);
     // Among several rights for the same purpose, prefer one that covers every field asked.
     let right = candidates
-        .iter()
+        .clone()
         .find(|r| req.fields.iter().all(|f| r.fields.contains(f)))
-        .or(candidates.first())
+        .or_else(|| candidates.next())
         .ok_or_else(|| Refusal::WrongPurpose(req.purpose.to_owned()))?;
     if right.requires_end_user && blank(req.end_user) {
         return Err(Refusal::MissingEndUser);

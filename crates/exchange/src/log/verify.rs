@@ -89,11 +89,13 @@ impl fmt::Display for Defect {
             Self::Unparseable(e) => write!(f, "record does not parse ({e}): edited"),
             Self::Missing { expected, found } => write!(
                 f,
-                "found seq {found} where seq {expected} should be: records {expected}..{found} removed"
+                "found seq {found} where seq {expected} should be: records {expected}..{found} removed \
+                 (or this record's seq edited)"
             ),
             Self::OutOfOrder { expected, found } => write!(
                 f,
-                "found seq {found} where seq {expected} should be: reordered, duplicated or inserted"
+                "found seq {found} where seq {expected} should be: reordered, duplicated or inserted \
+                 (or this record's seq edited)"
             ),
             Self::Edited => f.write_str("chain hash mismatch: the record or its hash was edited"),
         }
