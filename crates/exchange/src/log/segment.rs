@@ -220,6 +220,16 @@ impl<'a> Iterator for FrameReader<'a> {
     }
 }
 
+/// The stored chain hashes of a segment's well-formed frames, in order (the Merkle leaves'
+/// data, for building proofs). Run [`super::verify::verify`] first to trust them.
+pub fn chain_hashes(segment: &[u8]) -> Result<Vec<Hash>, HeaderError> {
+    let (_, hlen) = SegmentHeader::decode(segment)?;
+    Ok(FrameReader::new(segment, hlen)
+        .map_while(Result::ok)
+        .map(|f| f.stored_hash)
+        .collect())
+}
+
 /// Reads a whole segment from `r`, refusing more than `max_bytes`.
 pub fn read_segment(r: impl Read, max_bytes: u64) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
@@ -515,6 +525,20 @@ impl<S: SegmentSink> LogWriter<S> {
             hash,
             segment: self.state.segment,
         })
+    }
+
+    /// Signs a checkpoint over every record appended so far.
+    pub fn checkpoint(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        key: &p256::ecdsa::SigningKey,
+    ) -> super::checkpoint::Checkpoint {
+        super::checkpoint::Checkpoint::sign(
+            self.state.next_seq,
+            self.state.frontier.root(),
+            now,
+            key,
+        )
     }
 
     /// Flushes the current segment.
