@@ -2,12 +2,15 @@
 //!
 //! The store owns durability and atomicity, nothing else: it appends events to per-stream logs
 //! with optimistic versions, writes the projection of each stream in the same transaction, keeps
-//! idempotency records, the register of officers and the read-access log. It holds no register
-//! rule (that is `dancu-domain` and `dancu-registry`) and knows nothing of HTTP.
+//! idempotency records, the register of officers and the read-access log. It also keeps the
+//! e-ID service's records as versioned documents, one-shot keys and a usage log ([`docs`]),
+//! without knowing their types. It holds no rule (that is `dancu-domain` and the use-case
+//! crates) and knows nothing of HTTP.
 //!
 //! Backends: [`sqlite::SqliteStore`] (embedded default, WAL, one writer connection and a pool of
-//! readers) and [`postgres::PgStore`] (scale-out; the schema is keyed by personal ID so it can be
-//! distributed). Both pass the same contract tests (`tests/contract.rs`).
+//! readers; the read-access log in its own file beside the register) and [`postgres::PgStore`]
+//! (scale-out; the schema is keyed by personal ID so it can be distributed). Both pass the same
+//! contract tests (`tests/contract.rs`). The layout's version is recorded ([`SCHEMA_VERSION`]).
 //!
 //! Every method is blocking; async callers run them on a blocking thread pool.
 
