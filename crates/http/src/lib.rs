@@ -427,12 +427,11 @@ async fn search_people(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    to_json(
-        &query(state, headers, body, |r, o, p, q: PersonSearch| {
-            r.search(o, p, &q)
-        })
-        .await?,
-    )
+    let json = query(state, headers, body, |r, o, p, q: PersonSearch| {
+        r.search_json(o, p, &q)
+    })
+    .await?;
+    Ok(json_response(200, json))
 }
 
 /// Who read a person's data, newest first.

@@ -1203,13 +1203,9 @@ impl Registry {
 
     /// Searches by name (accent- and tone-insensitive), narrowed by birth year or date and
     /// commune, and always by the officer's jurisdiction.
-    pub fn search(
-        &self,
-        officer: &Officer,
-        purpose: &str,
-        s: &PersonSearch,
-    ) -> Result<SearchResult> {
-        let purpose = Self::check_purpose(purpose)?;
+    /// Checks a search and builds the store query: the name key, the filters, and the officer's
+    /// jurisdiction (a commune officer only ever searches their commune).
+    fn search_query(&self, officer: &Officer, s: &PersonSearch) -> Result<SearchQuery> {
         let key = dancu_domain::name::match_key(&s.name);
         if key.chars().count() < 2 {
             return Err(RegistryError::invalid_msg(
@@ -1229,14 +1225,27 @@ impl Registry {
             Jurisdiction::Province(p) => (s.commune.clone(), Some(p.clone())),
             Jurisdiction::Commune(c) => (Some(c.clone()), None),
         };
-        let mut q = SearchQuery {
-            name_key: key.clone(),
+        Ok(SearchQuery {
+            name_key: key,
             prefix: false,
             birth_year,
             commune,
             province,
             limit,
-        };
+        })
+    }
+
+    /// Searches by name (accent- and tone-insensitive), narrowed by birth year or date and
+    /// commune, and always by the officer's jurisdiction. Whole-name matches first; if there are
+    /// none, names that start with the key.
+    pub fn search(
+        &self,
+        officer: &Officer,
+        purpose: &str,
+        s: &PersonSearch,
+    ) -> Result<SearchResult> {
+        let purpose = Self::check_purpose(purpose)?;
+        let mut q = self.search_query(officer, s)?;
         let mut people = self.store.search(&q)?;
         if people.is_empty() {
             q.prefix = true;
@@ -1249,10 +1258,51 @@ impl Registry {
         }
         self.log_reads(officer, &purpose, "search", people.iter().map(|p| p.id))?;
         Ok(SearchResult {
-            key,
+            key: q.name_key,
             prefix: q.prefix,
             people,
         })
+    }
+
+    /// The same search answered as the JSON of a [`SearchResult`], built from the stored records
+    /// without decoding them (the hot path). A date-of-birth filter needs the decoded dates and
+    /// goes through [`Self::search`].
+    pub fn search_json(
+        &self,
+        officer: &Officer,
+        purpose: &str,
+        s: &PersonSearch,
+    ) -> Result<String> {
+        let encode =
+            |e: serde_json::Error| RegistryError::Store(StoreError::Backend(e.to_string()));
+        if s.date_of_birth.is_some() {
+            return serde_json::to_string(&self.search(officer, purpose, s)?).map_err(encode);
+        }
+        let purpose = Self::check_purpose(purpose)?;
+        let mut q = self.search_query(officer, s)?;
+        let mut found = self.store.search_json(&q)?;
+        if found.is_empty() {
+            q.prefix = true;
+            found = self.store.search_json(&q)?;
+        }
+        self.log_reads(officer, &purpose, "search", found.iter().map(|(id, _)| *id))?;
+        let mut body =
+            String::with_capacity(64 + found.iter().map(|(_, j)| j.len() + 1).sum::<usize>());
+        body.push_str(r#"{"key":"#);
+        body.push_str(&serde_json::to_string(&q.name_key).map_err(encode)?);
+        body.push_str(if q.prefix {
+            r#","prefix":true,"people":["#
+        } else {
+            r#","prefix":false,"people":["#
+        });
+        for (i, (_, json)) in found.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(json);
+        }
+        body.push_str("]}");
+        Ok(body)
     }
 
     /// People whose home is in a commune, a page at a time, in ID order.

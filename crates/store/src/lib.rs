@@ -243,6 +243,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<RecordedEvent>>;
     /// Search by name key with filters, ordered by name key, birth year, then ID.
     fn search(&self, q: &SearchQuery) -> Result<Vec<Person>>;
+    /// The same search, answering with each record's stored JSON (no decoding).
+    fn search_json(&self, q: &SearchQuery) -> Result<Vec<(PersonalId, String)>> {
+        self.search(q)?
+            .into_iter()
+            .map(|p| Ok((p.id, to_json(&p)?)))
+            .collect()
+    }
     /// People whose home commune is `commune`, ordered by ID, after `after`.
     fn people_of_commune(
         &self,

@@ -428,7 +428,7 @@ impl Store for SqliteStore {
         rows.map(|r| r.map_err(db).and_then(decode_event)).collect()
     }
 
-    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+    fn search_json(&self, q: &SearchQuery) -> Result<Vec<(PersonalId, String)>> {
         let c = self.reader()?;
         // Prefix match as a range on the index: [key, key + U+FFFF).
         let (lo, hi) = if q.prefix {
@@ -438,7 +438,7 @@ impl Store for SqliteStore {
         };
         // One statement per filter combination keeps each plan a plain index walk.
         let mut sql =
-            String::from("SELECT data FROM persons WHERE name_key >= ?1 AND name_key <= ?2");
+            String::from("SELECT id, data FROM persons WHERE name_key >= ?1 AND name_key <= ?2");
         let mut args: Vec<&dyn rusqlite::ToSql> = vec![&lo, &hi];
         if let Some(y) = &q.birth_year {
             sql.push_str(" AND birth_year = ?");
@@ -456,11 +456,26 @@ impl Store for SqliteStore {
         args.push(&q.limit);
         let mut stmt = c.prepare_cached(&sql).map_err(db)?;
         let rows = stmt
-            .query_map(args.as_slice(), person_row)
+            .query_map(args.as_slice(), |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(db)?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db)?;
-        decode_persons(rows)
+        rows.into_iter()
+            .map(|(id, data)| {
+                let id = PersonalId::parse(&id)
+                    .map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))?;
+                Ok((id, data))
+            })
+            .collect()
+    }
+
+    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+        self.search_json(q)?
+            .iter()
+            .map(|(_, data)| from_json(data))
+            .collect()
     }
 
     fn people_of_commune(

@@ -248,6 +248,11 @@ async fn search_ignores_accents_and_tone_placement() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["people"].as_array().unwrap().len(), 2);
     assert_eq!(v["prefix"], false);
+    assert_eq!(v["key"], "nguyen van hoa");
+    assert!(
+        v["people"][0]["id"].as_str().is_some(),
+        "whole records: {v}"
+    );
     let (_, v) = s
         .post(
             &s.national,
