@@ -508,25 +508,7 @@ impl Registry {
                 )?;
             }
             if let (Some(j), Some(h)) = (&c.household, &household) {
-                let membership = Membership {
-                    household_id: h.id.clone(),
-                    relationship: j.relationship,
-                };
-                push_person(
-                    &mut appends,
-                    Some(&state),
-                    PersonChange::HouseholdJoined { membership },
-                )?;
-                push_household(
-                    &mut appends,
-                    h,
-                    HouseholdChange::MemberAdded {
-                        member: HouseholdMember {
-                            person: id,
-                            relationship: j.relationship,
-                        },
-                    },
-                )?;
+                join_household(&mut appends, &state, h, j.relationship)?;
             }
             match self.finish(officer, idem, meta.clone(), appends, 201) {
                 Err(RegistryError::Store(StoreError::Exists(_))) => continue,
@@ -588,25 +570,7 @@ impl Registry {
                     HouseholdChange::MemberRemoved { person: p.id },
                 )?;
             }
-            let membership = Membership {
-                household_id: h.id.clone(),
-                relationship: j.relationship,
-            };
-            push_person(
-                &mut appends,
-                Some(&state),
-                PersonChange::HouseholdJoined { membership },
-            )?;
-            push_household(
-                &mut appends,
-                &h,
-                HouseholdChange::MemberAdded {
-                    member: HouseholdMember {
-                        person: p.id,
-                        relationship: j.relationship,
-                    },
-                },
-            )?;
+            join_household(&mut appends, &state, &h, j.relationship)?;
         }
         Ok((self.meta(officer, &c.basis)?, appends, 200))
     }
@@ -1381,6 +1345,31 @@ fn move_membership(
             },
         },
     )
+}
+
+/// A person joins a household: the membership on the person's record and the member on the
+/// household's, in one commit.
+fn join_household(
+    appends: &mut Vec<Append>,
+    person: &Person,
+    household: &Household,
+    relationship: Relationship,
+) -> Result<()> {
+    let membership = Membership {
+        household_id: household.id.clone(),
+        relationship,
+    };
+    push_person(
+        appends,
+        Some(person),
+        PersonChange::HouseholdJoined { membership },
+    )?;
+    let member = HouseholdMember {
+        person: person.id,
+        relationship,
+    };
+    push_household(appends, household, HouseholdChange::MemberAdded { member })?;
+    Ok(())
 }
 
 fn bounded_text(s: &str, what: &str) -> Result<String> {

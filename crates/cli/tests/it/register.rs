@@ -756,3 +756,42 @@ impl TestServer {
         self.clock.now().to_rfc3339()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_in_joins_the_household_at_the_new_address() {
+    let s = TestServer::start().await;
+    let head = s.adult(90, "Trịnh Văn Quý", Sex::Male, 1975, NGOC_HA);
+    let mover = s.adult(91, "Trịnh Thị Quyên", Sex::Female, 1978, BA_DINH);
+    let (st, h) = s
+        .post(
+            &s.national,
+            "/api/v1/households",
+            json!({"head": {"person": head, "expected_version": 1}, "address": address_json(NGOC_HA, "Số 2 phố Kim Mã", "2026-03-01")}),
+        )
+        .await;
+    assert_eq!(st, 201, "{h}");
+    let hid = h["id"].as_str().unwrap().to_owned();
+    let (st, p) = s
+        .post(
+            &s.national,
+            "/api/v1/residences/permanent",
+            json!({"person": mover, "expected_version": 1, "address": address_json(NGOC_HA, "Số 2 phố Kim Mã", "2026-03-01"),
+                   "from": "2026-03-01", "household": {"household_id": hid, "relationship": "spouse"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["household"]["household_id"], hid.as_str());
+    assert_eq!(p["household"]["relationship"], "spouse");
+    assert_eq!(
+        p["version"], 3,
+        "residence and membership are two events in one commit"
+    );
+    let (_, view) = s
+        .post(
+            &s.national,
+            "/api/v1/households/get",
+            json!({"household_id": hid}),
+        )
+        .await;
+    assert_eq!(view["household"]["members"].as_array().unwrap().len(), 2);
+}
