@@ -348,17 +348,8 @@ impl Registry {
         status: u16,
     ) -> Result<Written> {
         // The answer is the final state of the first stream the command changed.
-        let first = appends.first().map(|a| match a {
-            Append::Person { state, .. } => StreamId::Person(state.id),
-            Append::Household { state, .. } => StreamId::Household(state.id.clone()),
-        });
-        let last_of_first = appends.iter().rev().find(|a| {
-            let s = match a {
-                Append::Person { state, .. } => StreamId::Person(state.id),
-                Append::Household { state, .. } => StreamId::Household(state.id.clone()),
-            };
-            Some(s) == first
-        });
+        let first = appends.first().map(Append::stream);
+        let last_of_first = appends.iter().rev().find(|a| Some(a.stream()) == first);
         let body = match last_of_first {
             Some(Append::Person { state, .. }) => serde_json::to_string(state),
             Some(Append::Household { state, .. }) => serde_json::to_string(state),
@@ -458,9 +449,6 @@ impl Registry {
                 .random_range(0..1_000_000u32);
             let id = PersonalId::compose(&place_code, c.sex, dob.year(), serial)
                 .map_err(|e| RegistryError::invalid(&e))?;
-            if self.store.person(&id)?.is_some() {
-                continue;
-            }
             let record = Person {
                 id,
                 version: 0,

@@ -90,7 +90,8 @@ pub enum Append {
 }
 
 impl Append {
-    fn stream(&self) -> StreamId {
+    /// The stream the change belongs to.
+    pub fn stream(&self) -> StreamId {
         match self {
             Self::Person { state, .. } => StreamId::Person(state.id),
             Self::Household { state, .. } => StreamId::Household(state.id.clone()),
