@@ -1,12 +1,89 @@
 //! The read-access log (nhật ký truy cập): every read of a person's data is recorded before the
 //! data is released. Entries from concurrent readers are written together in one transaction
 //! (group commit), so logging costs one write per batch, not per read.
+//!
+//! A reader hands its entries over and gets an [`AccessReceipt`]; the data it read is held in a
+//! [`Logged`] that gives the data up only once the receipt says the entries are committed, by
+//! blocking ([`Logged::wait`]) or by awaiting ([`Logged::release`]) without holding a thread.
 
 use dancu_store::{AccessEntry, Store, StoreError};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use tokio::sync::oneshot;
 
-type Ack = SyncSender<Result<(), String>>;
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// The promise that submitted access entries will be committed (or fail).
+#[derive(Debug)]
+pub struct AccessReceipt(Option<oneshot::Receiver<Result<(), String>>>);
+
+impl AccessReceipt {
+    /// A receipt for nothing (no entries to log).
+    pub(crate) fn none() -> Self {
+        Self(None)
+    }
+
+    fn outcome(r: Result<Result<(), String>, oneshot::error::RecvError>) -> Result<(), StoreError> {
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Backend(e)),
+            Err(_) => Err(StoreError::Backend("access-log writer stopped".into())),
+        }
+    }
+
+    /// Waits on this thread. Not for use on an async runtime's worker thread.
+    pub fn wait(self) -> Result<(), StoreError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => Self::outcome(rx.blocking_recv()),
+        }
+    }
+
+    /// Waits without holding a thread.
+    pub async fn committed(self) -> Result<(), StoreError> {
+        match self.0 {
+            None => Ok(()),
+            Some(rx) => Self::outcome(rx.await),
+        }
+    }
+}
+
+/// Data read from the register, released only once its reads are in the access log.
+#[derive(Debug)]
+#[must_use = "the data is released by wait() or release()"]
+pub struct Logged<T> {
+    value: T,
+    receipt: AccessReceipt,
+}
+
+impl<T> Logged<T> {
+    pub(crate) fn new(value: T, receipt: AccessReceipt) -> Self {
+        Self { value, receipt }
+    }
+
+    /// Transforms the held data, keeping the receipt.
+    pub fn try_map<U>(self, f: impl FnOnce(T) -> crate::Result<U>) -> crate::Result<Logged<U>> {
+        Ok(Logged {
+            value: f(self.value)?,
+            receipt: self.receipt,
+        })
+    }
+
+    /// Blocks until the reads are logged, then gives the data.
+    pub fn wait(self) -> crate::Result<T> {
+        self.receipt.wait().map_err(crate::RegistryError::Store)?;
+        Ok(self.value)
+    }
+
+    /// Awaits the log, then gives the data.
+    pub async fn release(self) -> crate::Result<T> {
+        self.receipt
+            .committed()
+            .await
+            .map_err(crate::RegistryError::Store)?;
+        Ok(self.value)
+    }
+}
 
 /// Handle to the access-log writer thread.
 #[derive(Debug, Clone)]
@@ -21,32 +98,56 @@ impl AccessLog {
     /// Starts the writer thread over a store.
     pub fn start(store: Arc<dyn Store>) -> Self {
         let (tx, rx) = sync_channel::<(Vec<AccessEntry>, Ack)>(8192);
+        let weak = Arc::downgrade(&store);
         let spawned = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || writer(store, rx));
+        if let Err(e) = std::thread::Builder::new()
+            .name("access-log-upkeep".into())
+            .spawn(move || upkeep(weak))
+        {
+            tracing::warn!(error = %e, "could not start the access-log upkeep thread");
+        }
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the access-log writer; reads will be refused");
         }
         Self { tx }
     }
 
-    /// Records entries and returns once they are committed. Fails if the log cannot be written:
-    /// the caller must then not release the data.
-    pub fn record(&self, entries: Vec<AccessEntry>) -> Result<(), StoreError> {
-        let (ack_tx, ack_rx) = sync_channel(1);
+    /// Hands entries to the writer; the receipt says when they are committed. If the log cannot
+    /// be written the receipt fails, and the caller must then not release the data.
+    pub fn submit(&self, entries: Vec<AccessEntry>) -> Result<AccessReceipt, StoreError> {
+        let (ack_tx, ack_rx) = oneshot::channel();
         self.tx
             .send((entries, ack_tx))
             .map_err(|_| StoreError::Backend("access-log writer stopped".into()))?;
-        match ack_rx.recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Backend(e)),
-            Err(_) => Err(StoreError::Backend("access-log writer stopped".into())),
+        Ok(AccessReceipt(Some(ack_rx)))
+    }
+
+    /// Records entries and returns once they are committed (blocking).
+    pub fn record(&self, entries: Vec<AccessEntry>) -> Result<(), StoreError> {
+        self.submit(entries)?.wait()
+    }
+}
+
+/// How often the upkeep thread runs.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs the store's access-log upkeep beside the writer (so a checkpoint never holds up a
+/// commit that readers wait for), until the store is gone.
+fn upkeep(store: std::sync::Weak<dyn Store>) {
+    loop {
+        std::thread::sleep(UPKEEP_EVERY);
+        let Some(store) = store.upgrade() else { return };
+        if let Err(e) = store.access_log_upkeep() {
+            tracing::warn!(error = %e, "access log upkeep failed");
         }
     }
 }
 
 fn writer(store: Arc<dyn Store>, rx: Receiver<(Vec<AccessEntry>, Ack)>) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        let Ok(first) = rx.recv() else { return };
         let mut entries = first.0;
         let mut acks = vec![first.1];
         while entries.len() < MAX_BATCH {

@@ -14,7 +14,7 @@ mod access;
 pub mod commands;
 mod error;
 
-pub use access::AccessLog;
+pub use access::{AccessLog, AccessReceipt, Logged};
 pub use error::RegistryError;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -1051,6 +1051,19 @@ impl Registry {
         action: &str,
         people: impl IntoIterator<Item = PersonalId>,
     ) -> Result<()> {
+        self.submit_reads(officer, purpose, action, people)?
+            .wait()
+            .map_err(RegistryError::Store)
+    }
+
+    /// Hands the reads to the access log without waiting for the commit.
+    fn submit_reads(
+        &self,
+        officer: &Officer,
+        purpose: &str,
+        action: &str,
+        people: impl IntoIterator<Item = PersonalId>,
+    ) -> Result<AccessReceipt> {
         let at = self.clock.now();
         let entries: Vec<AccessEntry> = people
             .into_iter()
@@ -1063,9 +1076,9 @@ impl Registry {
             })
             .collect();
         if entries.is_empty() {
-            return Ok(());
+            return Ok(AccessReceipt::none());
         }
-        self.access.record(entries).map_err(RegistryError::Store)
+        self.access.submit(entries).map_err(RegistryError::Store)
     }
 
     /// A person's current record.
@@ -1080,14 +1093,25 @@ impl Registry {
     /// A person's current record as stored JSON, for callers that pass it on unchanged (the
     /// hot read path: no decoding and re-encoding). Same checks and logging as [`Self::person`].
     pub fn person_json(&self, officer: &Officer, purpose: &str, id: &PersonalId) -> Result<String> {
+        self.read_person_json(officer, purpose, id)?.wait()
+    }
+
+    /// [`Self::person_json`] without waiting on this thread for the access log: the record is
+    /// handed over once the read is logged ([`Logged::release`]).
+    pub fn read_person_json(
+        &self,
+        officer: &Officer,
+        purpose: &str,
+        id: &PersonalId,
+    ) -> Result<Logged<String>> {
         let purpose = Self::check_purpose(purpose)?;
         let (json, commune) = self
             .store
             .person_json(id)?
             .ok_or_else(|| not_found_person(id))?;
         self.require_covers(officer, commune.as_deref(), "The person")?;
-        self.log_reads(officer, &purpose, "record", [*id])?;
-        Ok(json)
+        let receipt = self.submit_reads(officer, &purpose, "record", [*id])?;
+        Ok(Logged::new(json, receipt))
     }
 
     /// A person's full history, oldest first.
@@ -1196,6 +1220,16 @@ impl Registry {
         purpose: &str,
         s: &PersonSearch,
     ) -> Result<SearchResult> {
+        self.read_search(officer, purpose, s)?.wait()
+    }
+
+    /// [`Self::search`] without waiting on this thread for the access log.
+    pub fn read_search(
+        &self,
+        officer: &Officer,
+        purpose: &str,
+        s: &PersonSearch,
+    ) -> Result<Logged<SearchResult>> {
         let purpose = Self::check_purpose(purpose)?;
         let mut q = self.search_query(officer, s)?;
         let mut people = self.store.search(&q)?;
@@ -1208,12 +1242,16 @@ impl Registry {
                 p.date_of_birth.earliest() <= d.latest() && d.earliest() <= p.date_of_birth.latest()
             });
         }
-        self.log_reads(officer, &purpose, "search", people.iter().map(|p| p.id))?;
-        Ok(SearchResult {
-            key: q.name_key,
-            prefix: q.prefix,
-            people,
-        })
+        let receipt =
+            self.submit_reads(officer, &purpose, "search", people.iter().map(|p| p.id))?;
+        Ok(Logged::new(
+            SearchResult {
+                key: q.name_key,
+                prefix: q.prefix,
+                people,
+            },
+            receipt,
+        ))
     }
 
     /// The same search answered as the JSON of a [`SearchResult`], built from the stored records
@@ -1225,10 +1263,22 @@ impl Registry {
         purpose: &str,
         s: &PersonSearch,
     ) -> Result<String> {
+        self.read_search_json(officer, purpose, s)?.wait()
+    }
+
+    /// [`Self::search_json`] without waiting on this thread for the access log.
+    pub fn read_search_json(
+        &self,
+        officer: &Officer,
+        purpose: &str,
+        s: &PersonSearch,
+    ) -> Result<Logged<String>> {
         let encode =
             |e: serde_json::Error| RegistryError::Store(StoreError::Backend(e.to_string()));
         if s.date_of_birth.is_some() {
-            return serde_json::to_string(&self.search(officer, purpose, s)?).map_err(encode);
+            return self
+                .read_search(officer, purpose, s)?
+                .try_map(|r| serde_json::to_string(&r).map_err(encode));
         }
         let purpose = Self::check_purpose(purpose)?;
         let mut q = self.search_query(officer, s)?;
@@ -1237,7 +1287,8 @@ impl Registry {
             q.prefix = true;
             found = self.store.search_json(&q)?;
         }
-        self.log_reads(officer, &purpose, "search", found.iter().map(|(id, _)| *id))?;
+        let receipt =
+            self.submit_reads(officer, &purpose, "search", found.iter().map(|(id, _)| *id))?;
         let mut body =
             String::with_capacity(64 + found.iter().map(|(_, j)| j.len() + 1).sum::<usize>());
         body.push_str(r#"{"key":"#);
@@ -1254,7 +1305,7 @@ impl Registry {
             body.push_str(json);
         }
         body.push_str("]}");
-        Ok(body)
+        Ok(Logged::new(body, receipt))
     }
 
     /// People whose home is in a commune, a page at a time, in ID order.

@@ -12,6 +12,10 @@
 //! (scale-out; the schema is keyed by personal ID so it can be distributed). Both pass the same
 //! contract tests (`tests/contract.rs`). The layout's version is recorded ([`SCHEMA_VERSION`]).
 //!
+//! Imports go through [`Importer`]: batch by batch with a progress mark, or, on SQLite into an
+//! empty register, as a bulk load that writes each page once and builds the indexes at the end
+//! (see the `sqlite_bulk` module).
+//!
 //! Every method is blocking; async callers run them on a blocking thread pool.
 
 use chrono::{DateTime, Utc};
@@ -26,6 +30,7 @@ mod docs_postgres;
 mod docs_sqlite;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_bulk;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -275,6 +280,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Appends entries to the read-access log in one transaction.
     fn record_access(&self, entries: &[AccessEntry]) -> Result<()>;
+    /// Upkeep of the access log that need not delay anyone waiting for a commit (SQLite moves
+    /// its write-ahead log into the database here). The log's writer calls it between batches,
+    /// after answering the readers.
+    fn access_log_upkeep(&self) -> Result<()> {
+        Ok(())
+    }
     /// The access log of one person, newest first.
     fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>>;
 
@@ -316,14 +327,102 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
     /// The last line of an import committed so far.
     fn import_progress(&self, import_id: &str) -> Result<Option<u64>>;
-    /// Calls `f` for every person, in ID order, in pages (for export).
-    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()>;
+    /// Up to `limit` people in ID order, after `after` (a page of an export or a sample).
+    fn persons_after(&self, after: Option<&PersonalId>, limit: u32) -> Result<Vec<Person>>;
+    /// Calls `f` for every person, in ID order, a page at a time (for export); stops at the
+    /// first error `f` returns.
+    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()> {
+        let mut after: Option<PersonalId> = None;
+        loop {
+            let page = self.persons_after(after.as_ref(), 5_000)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.id);
+            for p in page {
+                f(p)?;
+            }
+        }
+    }
+
+    /// Starts a bulk load, if this backend has a faster path for loading into an empty register
+    /// and can have the database to itself now; `None` means "use [`Store::import_batch`]".
+    /// A bulk load started by `import_id` that was interrupted may be resumed by the same id.
+    /// Use it through [`Importer`], which falls back to the ordinary path.
+    fn bulk_load<'a>(
+        &'a self,
+        _import_id: &str,
+        _meta: &EventMeta,
+    ) -> Result<Option<Box<dyn BulkLoad + 'a>>> {
+        Ok(None)
+    }
+}
+
+/// A bulk load in progress: the same contract as [`Store::import_batch`] and
+/// [`Store::import_households`] (each call is one transaction with the import's progress mark),
+/// with secondary indexes built once in [`BulkLoad::finish`]. Until then the backend may refuse
+/// other users of the database. Dropping it without `finish` still restores the indexes.
+pub trait BulkLoad: std::fmt::Debug {
+    /// Loads new records; returns the lines whose ID was already loaded (skipped).
+    fn people(&mut self, rows: &[ImportRow]) -> Result<Vec<u64>>;
+    /// Loads new households; returns the numbers already taken (skipped).
+    fn households(&mut self, households: &[Household]) -> Result<Vec<String>>;
+    /// Builds the indexes and returns the database to ordinary use.
+    fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// Loads records into a store by the fastest path it offers: a [`BulkLoad`] when the register is
+/// empty and the backend has one, else [`Store::import_batch`] batch by batch.
+#[derive(Debug)]
+pub struct Importer<'a> {
+    store: &'a dyn Store,
+    bulk: Option<Box<dyn BulkLoad + 'a>>,
+    import_id: String,
+    meta: EventMeta,
+}
+
+impl<'a> Importer<'a> {
+    /// Starts an import identified by `import_id` (the same id resumes it).
+    pub fn new(store: &'a dyn Store, import_id: &str, meta: &EventMeta) -> Result<Self> {
+        Ok(Self {
+            store,
+            bulk: store.bulk_load(import_id, meta)?,
+            import_id: import_id.to_owned(),
+            meta: meta.clone(),
+        })
+    }
+    /// Whether the bulk path is in use.
+    pub fn is_bulk(&self) -> bool {
+        self.bulk.is_some()
+    }
+    /// Loads a batch of people; returns the lines skipped as already present.
+    pub fn people(&mut self, rows: &[ImportRow]) -> Result<Vec<u64>> {
+        match &mut self.bulk {
+            Some(b) => b.people(rows),
+            None => self.store.import_batch(&self.import_id, rows, &self.meta),
+        }
+    }
+    /// Loads households; returns the numbers skipped as taken.
+    pub fn households(&mut self, households: &[Household]) -> Result<Vec<String>> {
+        match &mut self.bulk {
+            Some(b) => b.households(households),
+            None => self.store.import_households(households, &self.meta),
+        }
+    }
+    /// Finishes the load (builds the indexes of a bulk load).
+    pub fn finish(self) -> Result<()> {
+        match self.bulk {
+            Some(b) => b.finish(),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Version of the database layout this build writes. Stored in the `meta` table on first open;
 /// a database written by a newer build is refused rather than misread, and an older one is
-/// migrated step by step when a later version adds migrations.
-pub const SCHEMA_VERSION: u32 = 1;
+/// migrated step by step on open. Version 2 moved SQLite's person and event keys into separate
+/// indexes, so that a bulk load can build them at the end.
+pub const SCHEMA_VERSION: u32 = 2;
 
 fn check_schema_version(found: &str) -> Result<()> {
     match found.parse::<u32>() {
@@ -347,16 +446,16 @@ fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 
 /// The columns a person's projection is indexed by.
 #[derive(Debug)]
-struct PersonIndex {
-    name_key: String,
-    birth_year: i32,
-    commune: Option<String>,
-    province: Option<String>,
-    alive: bool,
+pub(crate) struct PersonIndex {
+    pub(crate) name_key: String,
+    pub(crate) birth_year: i32,
+    pub(crate) commune: Option<String>,
+    pub(crate) province: Option<String>,
+    pub(crate) alive: bool,
 }
 
 impl PersonIndex {
-    fn of(p: &Person) -> Self {
+    pub(crate) fn of(p: &Person) -> Self {
         let commune = p.home_commune();
         let province = commune.as_deref().and_then(|c| {
             dancu_domain::admin::AdminUnits::get()

@@ -36,9 +36,6 @@ use std::time::Duration;
 /// Connections in the pool unless the URL says `pool_max=N`.
 pub const DEFAULT_POOL_MAX: u32 = 16;
 
-/// Rows per page in [`Store::for_each_person`].
-const PAGE: i64 = 5000;
-
 /// Advisory lock taken while the schema is created, so concurrent first starts do not race on
 /// `CREATE TABLE IF NOT EXISTS` (which is not safe against itself).
 const SCHEMA_LOCK: i64 = 0x6461_6e63_7500_0001;
@@ -303,6 +300,15 @@ impl PgStore {
             .map_err(pg)?
             .get(0);
         crate::check_schema_version(&found)?;
+        if found == "1" {
+            // Version 2 changed only the SQLite layout; a PostgreSQL database of version 1 is
+            // already in the version-2 layout.
+            tx.execute(
+                "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+                &[],
+            )
+            .map_err(pg)?;
+        }
         let oid: i64 = tx
             .query_one("SELECT 'events'::regclass::oid::bigint", &[])
             .map_err(pg)?
@@ -891,19 +897,12 @@ impl Store for PgStore {
             .map(|r| r.get::<_, i64>(0) as u64))
     }
 
-    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()> {
-        let mut after = String::new();
-        loop {
-            // A connection per page: the callback may use the store itself.
-            let page = self.query(PERSON_PAGE, &[&after, &PAGE])?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            after = last.get(0);
-            for row in &page {
-                f(from_json(row.get::<_, &str>(1))?)?;
-            }
-        }
+    fn persons_after(&self, after: Option<&PersonalId>, limit: u32) -> Result<Vec<Person>> {
+        let after = after.map(|a| a.as_str()).unwrap_or("");
+        let rows = self.query(PERSON_PAGE, &[&after, &i64::from(limit)])?;
+        rows.iter()
+            .map(|row| from_json(row.get::<_, &str>(1)))
+            .collect()
     }
 }
 

@@ -10,7 +10,7 @@ use crate::*;
 use dancu_domain::event::Household;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 // Tables whose rows carry a whole record (persons, households, idempotent answers, events) are
 // ordinary rowid tables: rows are appended and the key lives in a small separate index.
@@ -36,6 +36,50 @@ pub fn access_log_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}-access.sqlite3"))
 }
 
+/// The indexes of the person and event tables. They are separate statements (not inline
+/// `PRIMARY KEY`/`UNIQUE` constraints) so that a bulk load into an empty register can drop them
+/// and build them once at the end by sorting, which is several times cheaper than keeping
+/// four B-trees ordered by random keys row by row.
+pub(crate) const BULK_INDEXES: &str = r#"
+CREATE UNIQUE INDEX IF NOT EXISTS events_stream ON events (stream, version);
+CREATE UNIQUE INDEX IF NOT EXISTS persons_id ON persons (id);
+-- Ordered as search results are returned, with the filter columns included, so a search
+-- walks the index and stops after one page instead of sorting every namesake.
+CREATE INDEX IF NOT EXISTS persons_name ON persons (name_key, birth_year, id, commune, province);
+CREATE INDEX IF NOT EXISTS persons_commune ON persons (commune, id);
+"#;
+
+/// Names of [`BULK_INDEXES`], for dropping them.
+pub(crate) const BULK_INDEX_NAMES: [&str; 4] = [
+    "events_stream",
+    "persons_id",
+    "persons_name",
+    "persons_commune",
+];
+
+/// Schema version 1 kept the person key and the event stream key as inline constraints; version
+/// 2 moves them into [`BULK_INDEXES`]. SQLite cannot drop an inline constraint, so the two
+/// tables are rebuilt (row ids and event sequence numbers are kept).
+const MIGRATE_V1_TO_V2: &str = r#"
+ALTER TABLE persons RENAME TO persons_v1;
+CREATE TABLE persons (
+    id TEXT NOT NULL, version INTEGER NOT NULL, name_key TEXT NOT NULL,
+    birth_year INTEGER NOT NULL, commune TEXT, province TEXT, alive INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
+INSERT INTO persons (rowid, id, version, name_key, birth_year, commune, province, alive, data)
+    SELECT rowid, id, version, name_key, birth_year, commune, province, alive, data FROM persons_v1;
+DROP TABLE persons_v1;
+ALTER TABLE events RENAME TO events_v1;
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL,
+    at TEXT NOT NULL, meta TEXT NOT NULL, change TEXT NOT NULL
+);
+INSERT INTO events SELECT seq, stream, version, kind, at, meta, change FROM events_v1;
+DROP TABLE events_v1;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+"#;
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -45,11 +89,10 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     meta TEXT NOT NULL,
-    change TEXT NOT NULL,
-    UNIQUE (stream, version)
+    change TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS persons (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
     version INTEGER NOT NULL,
     name_key TEXT NOT NULL,
     birth_year INTEGER NOT NULL,
@@ -58,10 +101,6 @@ CREATE TABLE IF NOT EXISTS persons (
     alive INTEGER NOT NULL,
     data TEXT NOT NULL
 );
--- Ordered as search results are returned, with the filter columns included, so a search
--- walks the index and stops after one page instead of sorting every namesake.
-CREATE INDEX IF NOT EXISTS persons_name ON persons (name_key, birth_year, id, commune, province);
-CREATE INDEX IF NOT EXISTS persons_commune ON persons (commune, id);
 CREATE TABLE IF NOT EXISTS households (id TEXT PRIMARY KEY, version INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (
     actor TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
@@ -112,7 +151,8 @@ impl r2d2::ManageConnection for ReaderManager {
         )?;
         c.busy_timeout(std::time::Duration::from_secs(5))?;
         c.pragma_update(None, "cache_size", -32_000)?;
-        c.pragma_update(None, "mmap_size", 1_i64 << 30)?;
+        // Map the whole file (the build raises SQLite's 2 GB cap; see .cargo/config.toml).
+        c.pragma_update(None, "mmap_size", 1_i64 << 40)?;
         Ok(c)
     }
     fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
@@ -126,9 +166,25 @@ impl r2d2::ManageConnection for ReaderManager {
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Mutex<Connection>,
-    readers: r2d2::Pool<ReaderManager>,
+    pub(crate) path: PathBuf,
+    pub(crate) writer: Mutex<Connection>,
+    /// Replaced by a fresh pool when a bulk load needs the file to itself (see
+    /// [`crate::sqlite_bulk`]): idle readers would keep it from leaving WAL mode.
+    pub(crate) readers: RwLock<r2d2::Pool<ReaderManager>>,
     access: Mutex<Connection>,
+    /// A second connection to the access log for checkpoints, so that they run beside the
+    /// log's writer rather than between its commits.
+    access_upkeep: Mutex<Option<Connection>>,
+}
+
+/// A pool of read-only connections, opened on demand (none at first, so that a bulk load right
+/// after opening finds the file to itself).
+pub(crate) fn reader_pool(path: &Path) -> Result<r2d2::Pool<ReaderManager>> {
+    r2d2::Pool::builder()
+        .max_size(16)
+        .min_idle(Some(0))
+        .build(ReaderManager(path.to_owned()))
+        .map_err(|e| StoreError::Backend(format!("opening readers: {e}")))
 }
 
 /// Durability setting for commits.
@@ -163,7 +219,10 @@ impl SqliteStore {
         w.pragma_update(None, "synchronous", sync).map_err(db)?;
         w.pragma_update(None, "cache_size", -256_000).map_err(db)?;
         w.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        w.execute_batch(SCHEMA).map_err(db)?;
+        w.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        )
+        .map_err(db)?;
         w.execute(
             "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) ON CONFLICT DO NOTHING",
             [SCHEMA_VERSION.to_string()],
@@ -177,27 +236,40 @@ impl SqliteStore {
             )
             .map_err(db)?;
         check_schema_version(&version)?;
-        let readers = r2d2::Pool::builder()
-            .max_size(16)
-            .min_idle(Some(2))
-            .build(ReaderManager(path.to_owned()))
-            .map_err(|e| StoreError::Backend(format!("opening readers: {e}")))?;
+        if version == "1" {
+            w.execute_batch(&format!("BEGIN IMMEDIATE; {MIGRATE_V1_TO_V2} COMMIT;"))
+                .map_err(|e| {
+                    StoreError::Backend(format!("migrating the schema from version 1: {e}"))
+                })?;
+        }
+        w.execute_batch(SCHEMA).map_err(db)?;
+        w.execute_batch(BULK_INDEXES).map_err(db)?;
+        let readers = RwLock::new(reader_pool(path)?);
         let a = Connection::open(access_log_path(path)).map_err(db)?;
         a.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         a.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         a.pragma_update(None, "synchronous", sync).map_err(db)?;
         a.execute_batch(ACCESS_SCHEMA).map_err(db)?;
+        // Checkpoints run in `access_log_upkeep` on another connection and thread, instead of
+        // inside the commits that readers wait for.
+        a.pragma_update(None, "wal_autocheckpoint", 0).map_err(db)?;
         Ok(Self {
+            path: path.to_owned(),
             writer: Mutex::new(w),
             readers,
             access: Mutex::new(a),
+            access_upkeep: Mutex::new(None),
         })
     }
 
     pub(crate) fn reader(&self) -> Result<r2d2::PooledConnection<ReaderManager>> {
-        self.readers
-            .get()
+        let pool = self
+            .readers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        pool.get()
             .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))
     }
 
@@ -213,6 +285,45 @@ impl SqliteStore {
         tx.commit().map_err(db)?;
         Ok(out)
     }
+}
+
+/// Inserts new households and their creation events; returns the numbers already taken.
+pub(crate) fn insert_households(
+    tx: &rusqlite::Transaction<'_>,
+    households: &[Household],
+    meta_json: &str,
+    at: &str,
+) -> Result<Vec<String>> {
+    let mut taken = Vec::new();
+    let mut ins = tx
+        .prepare_cached(
+            "INSERT INTO households (id, version, data) VALUES (?1, 1, ?2) ON CONFLICT DO NOTHING",
+        )
+        .map_err(db)?;
+    let mut ev = tx
+        .prepare_cached(
+            "INSERT INTO events (stream, version, kind, at, meta, change)
+             VALUES (?1, 1, 'household_created', ?2, ?3, ?4)",
+        )
+        .map_err(db)?;
+    for h in households {
+        if ins.execute(params![h.id, to_json(h)?]).map_err(db)? == 0 {
+            taken.push(h.id.clone());
+            continue;
+        }
+        let change = HouseholdChange::Created {
+            address: h.address.clone(),
+            members: h.members.clone(),
+        };
+        ev.execute(params![
+            format!("h:{}", h.id),
+            at,
+            meta_json,
+            to_json(&change)?
+        ])
+        .map_err(db)?;
+    }
+    Ok(taken)
 }
 
 fn person_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<String> {
@@ -562,6 +673,32 @@ impl Store for SqliteStore {
         rows.iter().map(|s| from_json(s)).collect()
     }
 
+    fn access_log_upkeep(&self) -> Result<()> {
+        let mut slot = self.access_upkeep.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            let c = Connection::open(access_log_path(&self.path)).map_err(db)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))
+                .map_err(db)?;
+            *slot = Some(c);
+        }
+        let Some(conn) = slot.as_ref() else {
+            return Ok(());
+        };
+        // PASSIVE: copy what no reader still needs, never wait. Each 4 KB page of the log holds
+        // ~50 entries, so the WAL stays within a few MB between calls at any read rate.
+        let (_, wal_pages, _): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(db)?;
+        if wal_pages > 100_000 {
+            // Readers of the log kept the WAL from being reset: try to restart it.
+            conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
     fn record_access(&self, entries: &[AccessEntry]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
@@ -685,31 +822,12 @@ impl Store for SqliteStore {
     fn import_households(&self, households: &[Household], meta: &EventMeta) -> Result<Vec<String>> {
         let meta_json = to_json(meta)?;
         let at = ts(&meta.at);
-        self.write(|tx| {
-            let mut taken = Vec::new();
-            let mut ins = tx
-                .prepare_cached("INSERT INTO households (id, version, data) VALUES (?1, 1, ?2) ON CONFLICT DO NOTHING")
-                .map_err(db)?;
-            let mut ev = tx
-                .prepare_cached(
-                    "INSERT INTO events (stream, version, kind, at, meta, change)
-                     VALUES (?1, 1, 'household_created', ?2, ?3, ?4)",
-                )
-                .map_err(db)?;
-            for h in households {
-                if ins.execute(params![h.id, to_json(h)?]).map_err(db)? == 0 {
-                    taken.push(h.id.clone());
-                    continue;
-                }
-                let change = HouseholdChange::Created { address: h.address.clone(), members: h.members.clone() };
-                ev.execute(params![format!("h:{}", h.id), at, meta_json, to_json(&change)?]).map_err(db)?;
-            }
-            Ok(taken)
-        })
+        self.write(|tx| insert_households(tx, households, &meta_json, &at))
     }
 
     fn import_progress(&self, import_id: &str) -> Result<Option<u64>> {
-        let c = self.reader()?;
+        // Asked through the writer, so that a bulk load that follows finds no idle reader.
+        let c = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let v: Option<i64> = c
             .query_row(
                 "SELECT last_line FROM imports WHERE id = ?1",
@@ -721,28 +839,30 @@ impl Store for SqliteStore {
         Ok(v.map(|v| v as u64))
     }
 
-    fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()> {
+    fn bulk_load<'a>(
+        &'a self,
+        import_id: &str,
+        meta: &EventMeta,
+    ) -> Result<Option<Box<dyn BulkLoad + 'a>>> {
+        Ok(
+            crate::sqlite_bulk::SqliteBulk::start(self, import_id, meta)?
+                .map(|b| Box::new(b) as Box<dyn BulkLoad + 'a>),
+        )
+    }
+
+    fn persons_after(&self, after: Option<&PersonalId>, limit: u32) -> Result<Vec<Person>> {
         let c = self.reader()?;
-        let mut after = String::new();
-        let mut stmt = c
-            .prepare_cached("SELECT id, data FROM persons WHERE id > ?1 ORDER BY id LIMIT 5000")
+        let rows = c
+            .prepare_cached("SELECT data FROM persons WHERE id > ?1 ORDER BY id LIMIT ?2")
+            .map_err(db)?
+            .query_map(
+                params![after.map(|a| a.as_str()).unwrap_or(""), limit],
+                person_row,
+            )
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db)?;
-        loop {
-            let page = stmt
-                .query_map([&after], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .map_err(db)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db)?;
-            let Some((last, _)) = page.last() else {
-                return Ok(());
-            };
-            after = last.clone();
-            for (_, data) in page {
-                f(from_json(&data)?)?;
-            }
-        }
+        decode_persons(rows)
     }
 }
 

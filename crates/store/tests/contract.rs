@@ -23,8 +23,8 @@ use dancu_domain::person::{
 use dancu_domain::{PartialDate, PersonName, PersonalId};
 use dancu_store::docs::{DocStore, DocWrite};
 use dancu_store::{
-    AccessEntry, Append, Commit, IdempotentResponse, ImportRow, OfficerRecord, SearchQuery, Store,
-    StoreError, StreamId,
+    AccessEntry, Append, Commit, IdempotentResponse, ImportRow, Importer, OfficerRecord,
+    SearchQuery, Store, StoreError, StreamId,
 };
 use std::io::Write;
 use std::sync::{Arc, Barrier};
@@ -156,6 +156,7 @@ contract!(
     access_log_newest_first,
     import_batch_skips_duplicates_and_marks_progress,
     import_households_skips_taken_numbers,
+    importer_loads_an_empty_register_then_the_ordinary_way,
     for_each_person_visits_everyone_once_in_id_order,
     reopen_keeps_everything,
     docs_create_read_update_with_versions,
@@ -1291,6 +1292,93 @@ fn bulk_rows(first_serial: u32, n: u32, first_line: u64) -> Vec<ImportRow> {
         .collect()
 }
 
+/// The importer's fast path (a bulk load into the empty register, where the backend has one)
+/// keeps the whole contract: duplicates refused within and across batches, progress marked,
+/// every index usable afterwards, events in their streams, versions checked on the next write.
+fn importer_loads_an_empty_register_then_the_ordinary_way(b: &Backend) {
+    let s = &*b.store;
+    let m = meta(t0());
+    let mut rows = bulk_rows(0, 3_000, 1);
+    let mut repeated = rows[10].clone();
+    repeated.line = 3_001;
+    rows.push(repeated);
+    let mut importer = Importer::new(s, "first", &m).expect("importer");
+    if b.name == "sqlite" {
+        assert!(importer.is_bulk(), "an empty SQLite register loads in bulk");
+    }
+    assert_eq!(
+        importer.people(&rows[..2_000]).expect("load"),
+        Vec::<u64>::new()
+    );
+    let mut again = rows[5].clone();
+    again.line = 3_002;
+    let mut second: Vec<ImportRow> = rows[2_000..].to_vec();
+    second.push(again);
+    assert_eq!(importer.people(&second).expect("load"), vec![3_001, 3_002]);
+    let (_, household) = household_of(&rows[0].person, "0000400000000099");
+    assert_eq!(
+        importer
+            .households(std::slice::from_ref(&household))
+            .expect("households"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        importer.households(&[household]).expect("households"),
+        vec!["0000400000000099".to_owned()]
+    );
+    importer.finish().expect("finish");
+    assert_eq!(s.import_progress("first").expect("progress"), Some(3_002));
+    assert_eq!(s.count_people().expect("count"), 3_000);
+
+    // Indexes: by ID, by name, by commune, by stream.
+    let p = &rows[42].person;
+    assert_eq!(s.person(&p.id).expect("read").as_ref(), Some(p));
+    let found = s
+        .search(&SearchQuery {
+            name_key: p.name.match_key(),
+            birth_year: Some(p.date_of_birth.year()),
+            limit: 5_000,
+            ..Default::default()
+        })
+        .expect("search");
+    assert!(found.iter().any(|f| f.id == p.id));
+    assert!(
+        found
+            .iter()
+            .all(|f| f.date_of_birth.year() == p.date_of_birth.year())
+    );
+    let commune = s.people_of_commune(BA_DINH, None, 5_000).expect("commune");
+    assert_eq!(commune.len(), 1_000);
+    let events = s.events(&StreamId::Person(p.id), None).expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "record_imported");
+
+    // The next write to an imported person checks its version.
+    let stale = next(
+        &Person {
+            version: 2,
+            ..p.clone()
+        },
+        card(p, 1),
+    );
+    assert!(matches!(
+        s.commit(&commit(t0(), vec![stale])),
+        Err(StoreError::Conflict { .. })
+    ));
+    s.commit(&commit(t0(), vec![next(p, card(p, 1))]))
+        .expect("update");
+    assert_eq!(s.person(&p.id).expect("read").expect("there").version, 2);
+
+    // The register is no longer empty: later imports take the ordinary path.
+    let mut later = Importer::new(s, "second", &m).expect("importer");
+    assert!(!later.is_bulk());
+    let more = bulk_rows(5_000, 10, 1);
+    assert_eq!(later.people(&more).expect("load"), Vec::<u64>::new());
+    assert_eq!(later.people(&rows[..1]).expect("load"), vec![1]);
+    later.finish().expect("finish");
+    assert_eq!(s.count_people().expect("count"), 3_010);
+}
+
 fn for_each_person_visits_everyone_once_in_id_order(b: &Backend) {
     let s = &*b.store;
     // More than two pages of 5,000.
@@ -1314,6 +1402,22 @@ fn for_each_person_visits_everyone_once_in_id_order(b: &Backend) {
     want.sort();
     assert_eq!(seen.len(), want.len());
     assert!(seen == want, "every person once, in ID order");
+
+    // A page after a given ID, and a short page at the end.
+    let page: Vec<PersonalId> = s
+        .persons_after(Some(&want[99]), 3)
+        .expect("page")
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(page, want[100..103].to_vec());
+    assert_eq!(
+        s.persons_after(Some(&want[10_998]), 10)
+            .expect("page")
+            .len(),
+        1
+    );
+    assert_eq!(s.persons_after(None, 2).expect("page").len(), 2);
 
     // The callback may use the store, and its error stops the walk.
     let mut visited = 0;

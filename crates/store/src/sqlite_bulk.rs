@@ -1,0 +1,467 @@
+//! Bulk loading into an empty SQLite register.
+//!
+//! An ordinary import keeps four B-trees ordered by random keys (person ID, name key, commune,
+//! event stream) up to date row by row, and writes every page twice (WAL, then checkpoint).
+//! A bulk load into an empty register instead:
+//!
+//! - takes the database file to itself (`locking_mode=EXCLUSIVE`) and leaves WAL mode for a
+//!   rollback journal, so the appended pages are written once and the journal holds only the
+//!   few pages each commit changes; when another connection has the file open (a running
+//!   server), leaving WAL mode fails and the caller falls back to the ordinary path;
+//! - drops the secondary indexes and builds them by sorting at the end, inside one transaction;
+//! - encodes records on a second thread while this one inserts;
+//! - keeps the ID numbers loaded so far in memory to refuse duplicates (the unique index is
+//!   not there to do it).
+//!
+//! Every batch is still one transaction with the import's progress mark, so a load killed at
+//! any instant keeps whole batches and resumes after the last. A `bulk_load` row in `meta`
+//! marks a load in progress: the same import may resume it in bulk mode; any ordinary open
+//! before that rebuilds the missing indexes (`CREATE INDEX IF NOT EXISTS`), so the register is
+//! never left without them for ordinary use.
+
+use crate::sqlite::{
+    BULK_INDEX_NAMES, BULK_INDEXES, SqliteStore, db, insert_households, reader_pool, ts,
+};
+use crate::*;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashSet;
+use std::sync::MutexGuard;
+
+/// Records are encoded in chunks of this many on the helper thread.
+const ENCODE_CHUNK: usize = 1024;
+
+/// A bulk load holding the writer connection.
+pub(crate) struct SqliteBulk<'a> {
+    conn: MutexGuard<'a, Connection>,
+    import_id: String,
+    meta_json: String,
+    at: String,
+    seen: HashSet<PersonalId>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for SqliteBulk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteBulk")
+            .field("import_id", &self.import_id)
+            .field("loaded", &self.seen.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One record ready to insert.
+struct Encoded {
+    line: u64,
+    id: PersonalId,
+    index: PersonIndex,
+    data: String,
+    change: String,
+}
+
+fn encode(row: &ImportRow) -> Result<Encoded> {
+    let data = to_json(&row.person)?;
+    let mut change = String::with_capacity(data.len() + 40);
+    change.push_str(r#"{"type":"record_imported","record":"#);
+    change.push_str(&data);
+    change.push('}');
+    Ok(Encoded {
+        line: row.line,
+        id: row.person.id,
+        index: PersonIndex::of(&row.person),
+        data,
+        change,
+    })
+}
+
+impl<'a> SqliteBulk<'a> {
+    /// Starts (or resumes) a bulk load, or answers `None` when the register is not empty or
+    /// another connection has the file open.
+    pub(crate) fn start(
+        store: &'a SqliteStore,
+        import_id: &str,
+        meta: &EventMeta,
+    ) -> Result<Option<Self>> {
+        let conn = store.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let pending: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'bulk_load'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)?;
+        let resuming = pending.as_deref() == Some(import_id);
+        if !resuming {
+            let empty: bool = conn
+                .query_row(
+                    "SELECT NOT EXISTS (SELECT 1 FROM persons) AND NOT EXISTS (SELECT 1 FROM events)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            if !empty {
+                return Ok(None);
+            }
+        }
+        // Close this store's idle readers: any open connection keeps the file in WAL mode.
+        *store.readers.write().unwrap_or_else(|p| p.into_inner()) = reader_pool(&store.path)?;
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(db)?;
+        let mode: rusqlite::Result<String> =
+            conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0));
+        if !matches!(mode.as_deref(), Ok("truncate")) {
+            tracing::info!(
+                "bulk load not possible (the database is in use); loading batch by batch"
+            );
+            conn.pragma_update(None, "locking_mode", "NORMAL")
+                .map_err(db)?;
+            conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db)?;
+            return Ok(None);
+        }
+        let mut bulk = Self {
+            conn,
+            import_id: import_id.to_owned(),
+            meta_json: to_json(meta)?,
+            at: ts(&meta.at),
+            seen: HashSet::new(),
+            finished: false,
+        };
+        let tx = bulk.conn.transaction().map_err(db)?;
+        for name in BULK_INDEX_NAMES {
+            tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
+                .map_err(db)?;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('bulk_load', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [import_id],
+        )
+        .map_err(db)?;
+        if resuming {
+            let mut stmt = tx.prepare("SELECT id FROM persons").map_err(db)?;
+            let ids = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
+            for id in ids {
+                let id = id.map_err(db)?;
+                let id = PersonalId::parse(&id).map_err(|e| {
+                    StoreError::Backend(format!("stored ID {id:?} unreadable: {e}"))
+                })?;
+                bulk.seen.insert(id);
+            }
+        }
+        tx.commit().map_err(db)?;
+        Ok(Some(bulk))
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        // A larger page cache for the index build's sorter, and a helper thread for it.
+        self.conn
+            .pragma_update(None, "cache_size", -1_000_000)
+            .map_err(db)?;
+        self.conn.pragma_update(None, "threads", 2).map_err(db)?;
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute_batch(BULK_INDEXES).map_err(db)?;
+        tx.execute("DELETE FROM meta WHERE key = 'bulk_load'", [])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        // Release the exclusive lock before going back to WAL: entering WAL under an exclusive
+        // lock would keep it exclusive for good.
+        self.conn
+            .pragma_update(None, "locking_mode", "NORMAL")
+            .map_err(db)?;
+        self.conn
+            .query_row("SELECT 1 FROM meta LIMIT 1", [], |_| Ok(()))
+            .optional()
+            .map_err(db)?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(db)?;
+        if mode != "wal" {
+            return Err(StoreError::Backend(format!(
+                "could not return to WAL mode after a bulk load (mode {mode})"
+            )));
+        }
+        self.conn
+            .pragma_update(None, "cache_size", -256_000)
+            .map_err(db)?;
+        self.conn.pragma_update(None, "threads", 0).map_err(db)?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl BulkLoad for SqliteBulk<'_> {
+    fn people(&mut self, rows: &[ImportRow]) -> Result<Vec<u64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let last = rows.iter().map(|r| r.line).max().unwrap_or(0);
+        let Self {
+            conn,
+            import_id,
+            meta_json,
+            at,
+            seen,
+            ..
+        } = self;
+        let (import_id, meta_json, at) = (&**import_id, &**meta_json, &**at);
+        let tx = conn.transaction().map_err(db)?;
+        let mut dupes = Vec::new();
+        std::thread::scope(|scope| -> Result<()> {
+            let (send, recv) = std::sync::mpsc::sync_channel::<Result<Vec<Encoded>>>(4);
+            scope.spawn(move || {
+                for chunk in rows.chunks(ENCODE_CHUNK) {
+                    let encoded = chunk.iter().map(encode).collect::<Result<Vec<_>>>();
+                    if send.send(encoded).is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut ins_person = tx
+                .prepare_cached(
+                    "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(db)?;
+            let mut ins_event = tx
+                .prepare_cached(
+                    "INSERT INTO events (stream, version, kind, at, meta, change)
+                     VALUES (?1, 1, 'record_imported', ?2, ?3, ?4)",
+                )
+                .map_err(db)?;
+            let mut stream = String::with_capacity(14);
+            for chunk in recv {
+                for e in chunk? {
+                    if !seen.insert(e.id) {
+                        dupes.push(e.line);
+                        continue;
+                    }
+                    let ix = &e.index;
+                    ins_person
+                        .execute(params![
+                            e.id.as_str(),
+                            ix.name_key,
+                            ix.birth_year,
+                            ix.commune,
+                            ix.province,
+                            ix.alive,
+                            e.data
+                        ])
+                        .map_err(db)?;
+                    stream.clear();
+                    stream.push_str("p:");
+                    stream.push_str(e.id.as_str());
+                    ins_event
+                        .execute(params![stream, at, meta_json, e.change])
+                        .map_err(db)?;
+                }
+            }
+            Ok(())
+        })?;
+        tx.execute(
+            "INSERT INTO imports (id, last_line, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET last_line = excluded.last_line, updated_at = excluded.updated_at",
+            params![import_id, last as i64, at],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(dupes)
+    }
+
+    fn households(&mut self, households: &[Household]) -> Result<Vec<String>> {
+        let tx = self.conn.transaction().map_err(db)?;
+        let taken = insert_households(&tx, households, &self.meta_json, &self.at)?;
+        tx.commit().map_err(db)?;
+        Ok(taken)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        self.restore()
+    }
+}
+
+impl Drop for SqliteBulk<'_> {
+    fn drop(&mut self) {
+        if !self.finished
+            && let Err(e) = self.restore()
+        {
+            tracing::error!(error = %e, "restoring the indexes after an unfinished bulk load");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::sqlite::SqliteStore;
+
+    fn person(serial: u32) -> Person {
+        let id = format!("095097{serial:06}");
+        let json = format!(
+            r#"{{"id":"{id}","version":1,"name":{{"family":"Đỗ","middle":"","given":"Anh"}},"other_names":[],
+            "date_of_birth":"1997-02-20","sex":"male","birth_registration":{{"scheme":"legacy","commune_code":"31960",
+            "detail":"","effective_from":"1997-03-03"}},"ethnicity":"Kinh","religion":"Không","nationality":"VN",
+            "marital_status":"single","legacy_cmnd":[],"cards":[],"vital_status":{{"status":"alive"}}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    fn rows(from: u32, n: u32) -> Vec<ImportRow> {
+        (from..from + n)
+            .map(|i| ImportRow {
+                line: u64::from(i) + 1,
+                person: person(i),
+            })
+            .collect()
+    }
+
+    fn meta() -> EventMeta {
+        EventMeta {
+            actor: "test".into(),
+            at: Utc::now(),
+            reason: None,
+            legal_basis: None,
+            document_ref: None,
+        }
+    }
+
+    fn journal_mode(path: &std::path::Path) -> String {
+        Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn index_count(path: &std::path::Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN
+                 ('events_stream', 'persons_id', 'persons_name', 'persons_commune')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn falls_back_when_another_connection_has_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .query_row("SELECT count(*) FROM persons", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        let mut importer = Importer::new(&store, "x", &meta()).unwrap();
+        assert!(
+            !importer.is_bulk(),
+            "an open connection keeps the file in WAL mode"
+        );
+        assert!(importer.people(&rows(0, 10)).unwrap().is_empty());
+        importer.finish().unwrap();
+        drop(other);
+        assert_eq!(store.count_people().unwrap(), 10);
+        assert_eq!(journal_mode(&path), "wal");
+    }
+
+    #[test]
+    fn returns_to_wal_with_every_index_and_lets_readers_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        // A read before the load leaves an idle reader in the pool; the load closes it.
+        assert_eq!(store.count_people().unwrap(), 0);
+        let mut importer = Importer::new(&store, "x", &meta()).unwrap();
+        assert!(importer.is_bulk());
+        importer.people(&rows(0, 100)).unwrap();
+        importer.finish().unwrap();
+        assert_eq!(journal_mode(&path), "wal");
+        assert_eq!(index_count(&path), 4);
+        // Another connection can read and write again.
+        let other = Connection::open(&path).unwrap();
+        assert_eq!(
+            other
+                .query_row("SELECT count(*) FROM persons", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            100
+        );
+        assert_eq!(store.person(&person(7).id).unwrap().unwrap(), person(7));
+    }
+
+    #[test]
+    fn an_interrupted_bulk_load_is_repaired_on_open_and_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let mut bulk = SqliteBulk::start(&store, "x", &meta()).unwrap().unwrap();
+            bulk.people(&rows(0, 50)).unwrap();
+            // A crash: the process ends without restoring anything.
+            bulk.finished = true;
+            drop(bulk);
+        }
+        assert_eq!(index_count(&path), 0, "the crash left the indexes dropped");
+        // An ordinary open rebuilds them; the mark stays so the same import may resume.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(index_count(&path), 4);
+        assert_eq!(store.import_progress("x").unwrap(), Some(50));
+        let mut importer = Importer::new(&store, "x", &meta()).unwrap();
+        assert!(importer.is_bulk(), "the same import resumes in bulk");
+        // Rows loaded before the crash are refused as duplicates.
+        assert_eq!(
+            importer.people(&rows(45, 10)).unwrap(),
+            vec![46, 47, 48, 49, 50]
+        );
+        importer.finish().unwrap();
+        assert_eq!(store.count_people().unwrap(), 55);
+        // Another import id does not get the bulk path on a non-empty register.
+        assert!(!Importer::new(&store, "y", &meta()).unwrap().is_bulk());
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_keeping_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', '1');
+             CREATE TABLE events (seq INTEGER PRIMARY KEY, stream TEXT NOT NULL, version INTEGER NOT NULL,
+               kind TEXT NOT NULL, at TEXT NOT NULL, meta TEXT NOT NULL, change TEXT NOT NULL, UNIQUE (stream, version));
+             CREATE TABLE persons (id TEXT PRIMARY KEY, version INTEGER NOT NULL, name_key TEXT NOT NULL,
+               birth_year INTEGER NOT NULL, commune TEXT, province TEXT, alive INTEGER NOT NULL, data TEXT NOT NULL);",
+        )
+        .unwrap();
+        let p = person(3);
+        let data = serde_json::to_string(&p).unwrap();
+        c.execute(
+            "INSERT INTO persons VALUES (?1, 1, 'do anh', 1997, NULL, NULL, 1, ?2)",
+            params![p.id.as_str(), data],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO events VALUES (7, ?1, 1, 'record_imported', '2026-01-01T00:00:00.000000Z', ?2, ?3)",
+            params![
+                format!("p:{}", p.id),
+                serde_json::to_string(&meta()).unwrap(),
+                format!(r#"{{"type":"record_imported","record":{data}}}"#)
+            ],
+        )
+        .unwrap();
+        drop(c);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.person(&p.id).unwrap(), Some(p.clone()));
+        let events = store.events(&StreamId::Person(p.id), None).unwrap();
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7]);
+        let c = Connection::open(&path).unwrap();
+        let v: String = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, "2");
+        assert_eq!(index_count(&path), 4);
+    }
+}
