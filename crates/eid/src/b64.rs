@@ -3,12 +3,12 @@
 use base64ct::{Base64UrlUnpadded, Encoding};
 
 /// Encodes bytes as base64url without padding.
-pub(crate) fn encode(bytes: &[u8]) -> String {
+pub fn encode(bytes: &[u8]) -> String {
     Base64UrlUnpadded::encode_string(bytes)
 }
 
 /// Decodes base64url without padding; `None` on any other alphabet, padding or bad length.
-pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
+pub fn decode(text: &str) -> Option<Vec<u8>> {
     Base64UrlUnpadded::decode_vec(text).ok()
 }
 

@@ -28,13 +28,13 @@
 //! `DateTime<Utc>`/`NaiveDate` argument (callers hold a [`dancu_domain::clock::Clock`]), and
 //! randomness as a `&mut impl rand::CryptoRng`. Records here are plain data: the caller loads
 //! them, calls a decision function, and writes back what it returns, in one transaction. It does
-//! not send SMS, render pages or store the usage history; those belong to the store, HTTP and
-//! pages crates. Every refusal is a [`dancu_domain::Problem`] with a stable code and a Vietnamese
+//! not send SMS, render pages or store the usage history; those belong to `dancu-idp` (the
+//! service layer over the document store) and the HTTP crate's `oidc` module. Every refusal is a [`dancu_domain::Problem`] with a stable code and a Vietnamese
 //! and an English message.
 
 pub mod account;
 pub mod authn;
-mod b64;
+pub mod b64;
 pub mod face;
 pub mod history;
 pub mod oidc;

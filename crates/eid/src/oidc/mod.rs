@@ -1,6 +1,6 @@
-//! OpenID Connect provider building blocks, pure: tokens and the rules around them. The HTTP
-//! endpoints (discovery, authorize, PAR, token, userinfo, revocation, introspection, logout) live
-//! in the HTTP crate and call into these.
+//! OpenID Connect provider building blocks, pure: tokens and the rules around them. The flows
+//! over stored records live in `dancu-idp`, and the HTTP endpoints (discovery, authorize, PAR,
+//! token, userinfo, revocation, introspection, logout) in the HTTP crate's `oidc` module.
 
 pub mod authorize;
 pub mod claims;

@@ -194,7 +194,7 @@ pub(crate) fn decode(input: &[u8]) -> Result<Value<'_>, CborError> {
 }
 
 /// A minimal encoder for tests and the software authenticator.
-#[cfg(test)]
+#[cfg(any(test, feature = "soft-authenticator"))]
 pub(crate) mod enc {
     fn head(out: &mut Vec<u8>, major: u8, n: u64) {
         let m = major << 5;
@@ -230,6 +230,7 @@ pub(crate) mod enc {
         head(out, 3, t.len() as u64);
         out.extend_from_slice(t.as_bytes());
     }
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn array(out: &mut Vec<u8>, n: usize) {
         head(out, 4, n as u64);
     }

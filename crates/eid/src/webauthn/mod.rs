@@ -369,8 +369,8 @@ impl Problem for WebAuthnError {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod soft;
+#[cfg(any(test, feature = "soft-authenticator"))]
+pub mod soft;
 
 #[cfg(test)]
 mod tests {

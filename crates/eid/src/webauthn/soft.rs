@@ -1,5 +1,8 @@
 //! A software authenticator for tests: it makes real P-256 credentials and signs real
-//! assertions, with switches to misbehave.
+//! assertions, with switches to misbehave. Compiled for this crate's unit tests and, with the
+//! `soft-authenticator` feature, for other crates' tests (the HTTP integration tests drive the
+//! passkey endpoints with it). It is never a way to log in: it only holds a key the way a
+//! phone or a security key would.
 
 use super::cbor::enc;
 use crate::b64;
@@ -9,23 +12,25 @@ use p256::elliptic_curve::Generate;
 use rand::CryptoRng;
 use sha2::{Digest, Sha256};
 
+/// A software passkey authenticator (tests only).
 #[derive(Debug, Clone)]
-pub(crate) struct SoftAuthenticator {
-    pub(crate) key: SigningKey,
-    pub(crate) credential_id: Vec<u8>,
-    pub(crate) rp_id: String,
-    pub(crate) counter: u32,
-    pub(crate) user_present: bool,
-    pub(crate) user_verified: bool,
+pub struct SoftAuthenticator {
+    pub key: SigningKey,
+    pub credential_id: Vec<u8>,
+    pub rp_id: String,
+    pub counter: u32,
+    pub user_present: bool,
+    pub user_verified: bool,
     /// When false the counter stays 0, as many synced passkeys do.
-    pub(crate) counts: bool,
+    pub counts: bool,
     /// Emit high-S signatures.
-    pub(crate) high_s: bool,
-    pub(crate) attestation_format: &'static str,
+    pub high_s: bool,
+    pub attestation_format: &'static str,
 }
 
 impl SoftAuthenticator {
-    pub(crate) fn new(rng: &mut impl CryptoRng, rp_id: &str) -> Self {
+    /// A new credential for the relying party `rp_id`.
+    pub fn new(rng: &mut impl CryptoRng, rp_id: &str) -> Self {
         let mut id = vec![0u8; 16];
         rng.fill_bytes(&mut id);
         Self {
@@ -48,7 +53,8 @@ impl SoftAuthenticator {
             "origin": origin,
             "crossOrigin": false,
         }))
-        .unwrap()
+        // Serialising a `Value` made of strings and a bool cannot fail.
+        .unwrap_or_default()
     }
 
     fn auth_data(&self, attested: bool) -> Vec<u8> {
@@ -87,7 +93,7 @@ impl SoftAuthenticator {
     }
 
     /// `navigator.credentials.create`: (clientDataJSON, attestationObject).
-    pub(crate) fn create(&mut self, challenge: &[u8], origin: &str) -> (Vec<u8>, Vec<u8>) {
+    pub fn create(&mut self, challenge: &[u8], origin: &str) -> (Vec<u8>, Vec<u8>) {
         let cdj = Self::client_data("webauthn.create", challenge, origin);
         let ad = self.auth_data(true);
         let mut att = Vec::new();
@@ -102,7 +108,7 @@ impl SoftAuthenticator {
     }
 
     /// `navigator.credentials.get`: (clientDataJSON, authenticatorData, DER signature).
-    pub(crate) fn get(&mut self, challenge: &[u8], origin: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    pub fn get(&mut self, challenge: &[u8], origin: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
         if self.counts {
             self.counter += 1;
         }
@@ -115,7 +121,8 @@ impl SoftAuthenticator {
             sig = sig.normalize_s();
             let (r, s) = sig.split_scalars();
             let neg = -*s;
-            sig = Signature::from_scalars(r.to_bytes(), neg.to_bytes()).unwrap();
+            // r and −s are non-zero scalars, so this cannot fail; keep the low-S one if it did.
+            sig = Signature::from_scalars(r.to_bytes(), neg.to_bytes()).unwrap_or(sig);
         }
         (cdj, ad, sig.to_der().as_bytes().to_vec())
     }
