@@ -527,6 +527,36 @@ impl<S: SegmentSink> LogWriter<S> {
         })
     }
 
+    /// Appends several records and flushes once at the end (when the writer flushes each
+    /// append), so a batch costs one disk sync instead of one per record. On an error the
+    /// records before the failing one are in the log; their count is returned with the error.
+    pub fn append_many(
+        &mut self,
+        records: &[AuditRecord],
+    ) -> Result<Vec<Appended>, (usize, LogError)> {
+        let each = self.config.flush_each_append;
+        self.config.flush_each_append = false;
+        let mut out = Vec::with_capacity(records.len());
+        let mut failed = None;
+        for r in records {
+            match self.append(r) {
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.config.flush_each_append = each;
+        if each && let Err(e) = self.flush() {
+            return Err((out.len(), e));
+        }
+        match failed {
+            Some(e) => Err((out.len(), e)),
+            None => Ok(out),
+        }
+    }
+
     /// Signs a checkpoint over every record appended so far.
     pub fn checkpoint(
         &self,

@@ -410,3 +410,29 @@ proptest! {
         prop_assert!(r.first_bad.is_some() || r.checkpoints.iter().any(|c| *c != CheckpointStatus::Verified));
     }
 }
+
+#[test]
+fn appending_many_writes_the_same_bytes_as_one_by_one_and_stops_at_a_full_budget() {
+    let config = LogConfig {
+        segment_max_bytes: 4096,
+        flush_each_append: true,
+    };
+    let records: Vec<_> = (0..40).map(sample).collect();
+    let mut one = LogWriter::create(MemorySink::new(), config);
+    for r in &records {
+        one.append(r).unwrap();
+    }
+    let mut many = LogWriter::create(MemorySink::new(), config);
+    let appended = many.append_many(&records).unwrap();
+    assert_eq!(appended.len(), 40);
+    assert_eq!(appended[39].seq, 39);
+    assert_eq!(many.sink().segments(), one.sink().segments());
+
+    // A budget for about two records: those that fit are written and counted, no more.
+    let mut w = LogWriter::create(MemorySink::new(), config);
+    w.set_space_budget(Some(700));
+    let (written, err) = w.append_many(&records).unwrap_err();
+    assert!(matches!(err, super::segment::LogError::Full { .. }));
+    assert!(written > 0 && written < 40);
+    assert_eq!(w.state().next_seq, written as u64);
+}

@@ -1,0 +1,744 @@
+//! The exchange log on disk (nhật ký trao đổi): segment files and signed checkpoints in one
+//! directory, written with the format, hash chain and Merkle tree of
+//! [`dancu_exchange::log`], and verified from the files alone.
+//!
+//! Layout of the directory (by default `<data dir>/audit`):
+//!
+//! ```text
+//! segment-00000000000000000000.log   segments, numbered from 0, never appended to after a restart
+//! checkpoints.bin                     signed tree heads, fixed 112-byte records, append-only
+//! checkpoint-key.hex                  the ES256 private scalar that signs checkpoints (mode 0600)
+//! checkpoint-key.jwk.json             its public key as a JWK, for `dancu audit verify`
+//! archive/                            segments moved out by [`archive`] (retention)
+//! ```
+//!
+//! Failure rules:
+//! - a write that fails (disk full, I/O error) refuses that exchange and stops the writer; the
+//!   next exchange first recovers the log from disk (a torn last frame is cut off and kept
+//!   beside the segment as `*.torn`) and continues in a new segment, so a record is either
+//!   whole in the log or not there;
+//! - a byte budget ([`AuditSettings::max_live_bytes`]) refuses an exchange before anything is
+//!   written when the log would grow past it;
+//! - on start, a last segment that does not verify for any reason other than a torn tail is
+//!   not continued: [`AuditLog::open`] fails and `dancu audit verify` says where.
+//!
+//! The checkpoint key lives beside the log, so someone who can rewrite the files can also
+//! re-sign them: keep a copy of the public key elsewhere and pass it to `dancu audit verify
+//! --trusted-key` to detect that too.
+
+use chrono::{DateTime, Utc};
+use dancu_eid::oidc::jws::Jwk;
+use dancu_exchange::log::checkpoint::{CHECKPOINT_BYTES, Checkpoint, CheckpointPolicy};
+use dancu_exchange::log::record::{AuditRecord, LogEntry, RecordError};
+use dancu_exchange::log::retention::{RetentionPlan, RetentionPolicy, SegmentInfo, plan_retention};
+use dancu_exchange::log::segment::{
+    Appended, FrameError, FrameReader, HeaderError, LogConfig, LogError, LogState, LogWriter,
+    SegmentHeader, SegmentSink, read_segment,
+};
+use dancu_exchange::log::verify::{VerifyReport, verify};
+use p256::ecdsa::{SigningKey, VerifyingKey};
+use p256::elliptic_curve::Generate;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// File holding the signed checkpoints.
+pub const CHECKPOINTS_FILE: &str = "checkpoints.bin";
+/// File holding the checkpoint signing key (hex of the private scalar).
+pub const KEY_FILE: &str = "checkpoint-key.hex";
+/// File holding the checkpoint public key (JWK).
+pub const PUBLIC_KEY_FILE: &str = "checkpoint-key.jwk.json";
+/// Largest segment file `verify` reads.
+const MAX_SEGMENT_READ: u64 = 1 << 30;
+
+/// The name of segment `number`.
+pub fn segment_file_name(number: u64) -> String {
+    format!("segment-{number:020}.log")
+}
+
+fn segment_number(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("segment-")?.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The segment files of `dir`, by number.
+pub fn list_segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(n) = entry.file_name().to_str().and_then(segment_number) {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+/// How the log is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// A segment rolls before it would grow past this many bytes.
+    pub segment_max_bytes: u64,
+    /// `fsync` every record before the exchange is answered (otherwise records reach the
+    /// operating system at once and the disk at the next checkpoint or segment roll).
+    pub fsync_each_record: bool,
+    /// When to sign checkpoints.
+    pub checkpoint: CheckpointPolicy,
+    /// Most bytes the live segments may take; an exchange that would go past is refused.
+    pub max_live_bytes: Option<u64>,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            segment_max_bytes: 64 * 1024 * 1024,
+            fsync_each_record: true,
+            checkpoint: CheckpointPolicy::default(),
+            max_live_bytes: None,
+        }
+    }
+}
+
+/// Why the log refused or could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// A file operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The log on disk does not verify where it must be continued.
+    #[error("the exchange log is damaged: {0}; run `dancu audit verify`")]
+    Damaged(String),
+    /// The byte budget would be exceeded; nothing was written.
+    #[error("the exchange log is full: {needed} bytes needed, {available} left")]
+    Full {
+        /// Bytes the record needs.
+        needed: u64,
+        /// Bytes left in the budget.
+        available: u64,
+    },
+    /// The record cannot be encoded (a text over its bound).
+    #[error("record refused: {0}")]
+    Record(#[from] RecordError),
+    /// The checkpoint key file is unusable.
+    #[error("checkpoint key: {0}")]
+    Key(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AuditError {
+    let what = what.into();
+    move |source| AuditError::Io { what, source }
+}
+
+/// Creates segment files (create-new, so nothing is ever overwritten).
+#[derive(Debug)]
+struct FileSink {
+    dir: PathBuf,
+}
+
+/// One open segment file; `flush` is `fsync`.
+#[derive(Debug)]
+struct SegmentFile(File);
+
+impl Write for SegmentFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+impl SegmentSink for FileSink {
+    type Segment = SegmentFile;
+    fn create(&mut self, number: u64) -> io::Result<SegmentFile> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.dir.join(segment_file_name(number)))?;
+        // Make the new name durable with the file.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(SegmentFile(f))
+    }
+}
+
+/// Loads a P-256 signing key from `dir/key_file`, making one (with its public JWK in
+/// `dir/public_file`) the first time.
+pub fn load_or_create_key(
+    dir: &Path,
+    key_file: &str,
+    public_file: &str,
+) -> Result<SigningKey, AuditError> {
+    fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    let path = dir.join(key_file);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = hex::decode(text.trim())
+                .map_err(|_| AuditError::Key(format!("{} is not hex", path.display())))?;
+            SigningKey::from_slice(&bytes)
+                .map_err(|_| AuditError::Key(format!("{} is not a P-256 key", path.display())))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let key = SigningKey::generate_from_rng(&mut rand::rng());
+            let mut opts = OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts
+                .open(&path)
+                .map_err(io_err("creating the checkpoint key"))?;
+            f.write_all(hex::encode(key.to_bytes()).as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io_err("writing the checkpoint key"))?;
+            let jwk = serde_json::to_string_pretty(&public_jwk(key.verifying_key()))
+                .map_err(|e| AuditError::Key(e.to_string()))?;
+            fs::write(dir.join(public_file), jwk).map_err(io_err("writing a public key"))?;
+            Ok(key)
+        }
+        Err(e) => Err(io_err("reading the checkpoint key")(e)),
+    }
+}
+
+/// The JWK form of a checkpoint public key.
+pub fn public_jwk(key: &VerifyingKey) -> Jwk {
+    let mut jwk = Jwk::from_p256(key);
+    jwk.alg = Some("ES256".into());
+    jwk.use_ = Some("sig".into());
+    jwk
+}
+
+/// Reads a P-256 public key from a JWK file.
+pub fn read_public_key(path: &Path) -> Result<VerifyingKey, AuditError> {
+    let text = fs::read_to_string(path).map_err(io_err(format!("reading {}", path.display())))?;
+    let jwk: Jwk = serde_json::from_str(&text)
+        .map_err(|e| AuditError::Key(format!("{}: {e}", path.display())))?;
+    let bad = || AuditError::Key(format!("{} is not a P-256 public JWK", path.display()));
+    if jwk.kty != "EC" || jwk.crv.as_deref() != Some("P-256") || jwk.d.is_some() {
+        return Err(bad());
+    }
+    let coord = |c: &Option<String>| {
+        c.as_deref()
+            .and_then(base64url_decode)
+            .filter(|v| v.len() == 32)
+    };
+    let (Some(x), Some(y)) = (coord(&jwk.x), coord(&jwk.y)) else {
+        return Err(bad());
+    };
+    let mut sec1 = Vec::with_capacity(65);
+    sec1.push(0x04);
+    sec1.extend(x);
+    sec1.extend(y);
+    VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| bad())
+}
+
+/// Unpadded base64url, strict enough for key coordinates.
+pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (acc == 0).then_some(out)
+}
+
+/// Reads the checkpoints file: the whole records, and how many trailing bytes do not make one.
+fn read_checkpoints(path: &Path) -> Result<(Vec<Checkpoint>, usize), AuditError> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)
+                .map_err(io_err("reading the checkpoints"))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("opening the checkpoints")(e)),
+    }
+    let chunks = bytes.chunks_exact(CHECKPOINT_BYTES);
+    let tail = chunks.remainder().len();
+    let mut out = Vec::new();
+    for c in chunks {
+        match Checkpoint::from_bytes(c) {
+            Some(cp) => out.push(cp),
+            None => {
+                return Err(AuditError::Damaged(
+                    "a checkpoint record does not parse".into(),
+                ));
+            }
+        }
+    }
+    Ok((out, tail))
+}
+
+/// The append side of the log: one per data directory, behind a lock in the service.
+#[derive(Debug)]
+pub struct AuditLog {
+    dir: PathBuf,
+    settings: AuditSettings,
+    writer: Option<LogWriter<FileSink>>,
+    key: SigningKey,
+    checkpoints: File,
+    last_checkpoint: Option<Checkpoint>,
+}
+
+impl AuditLog {
+    /// Opens (or starts) the log in `dir`, recovering from a torn last write.
+    pub fn open(dir: &Path, settings: AuditSettings) -> Result<Self, AuditError> {
+        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let key = load_or_create_key(dir, KEY_FILE, PUBLIC_KEY_FILE)?;
+        let cp_path = dir.join(CHECKPOINTS_FILE);
+        let (cps, tail) = read_checkpoints(&cp_path)?;
+        let checkpoints = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cp_path)
+            .map_err(io_err("opening the checkpoints"))?;
+        if tail > 0 {
+            // A checkpoint write torn by a crash: drop the partial record.
+            let len = (cps.len() * CHECKPOINT_BYTES) as u64;
+            checkpoints
+                .set_len(len)
+                .and_then(|()| checkpoints.sync_all())
+                .map_err(io_err("cutting a torn checkpoint"))?;
+        }
+        let last_checkpoint = cps
+            .into_iter()
+            .rev()
+            .find(|c| c.verify_signature(key.verifying_key()));
+        let mut log = Self {
+            dir: dir.to_owned(),
+            settings,
+            writer: None,
+            key,
+            checkpoints,
+            last_checkpoint,
+        };
+        log.reopen()?;
+        Ok(log)
+    }
+
+    fn log_config(&self) -> LogConfig {
+        LogConfig {
+            segment_max_bytes: self.settings.segment_max_bytes,
+            flush_each_append: self.settings.fsync_each_record,
+        }
+    }
+
+    /// Rebuilds the writer from the files: recovers the state from the newest segment and
+    /// resumes in a new one.
+    fn reopen(&mut self) -> Result<(), AuditError> {
+        self.writer = None;
+        let state = recover_dir(&self.dir)?;
+        let sink = FileSink {
+            dir: self.dir.clone(),
+        };
+        let mut writer = match state {
+            None => LogWriter::create(sink, self.log_config()),
+            Some(st) => LogWriter::resume(sink, self.log_config(), st),
+        };
+        if let Some(max) = self.settings.max_live_bytes {
+            let live = live_bytes(&self.dir)?;
+            writer.set_space_budget(Some(max.saturating_sub(live)));
+        }
+        self.writer = Some(writer);
+        Ok(())
+    }
+
+    /// Appends one exchange; signs a checkpoint when one is due. An error means the record
+    /// is not in the log and the exchange must be refused.
+    pub fn append(
+        &mut self,
+        record: &AuditRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, AuditError> {
+        if self.writer.is_none() {
+            self.reopen()?;
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Err(AuditError::Damaged("no writer".into()));
+        };
+        let appended = match w.append(record) {
+            Ok(a) => a,
+            Err(LogError::Record(e)) => return Err(e.into()),
+            Err(LogError::Full { needed, available }) => {
+                return Err(AuditError::Full { needed, available });
+            }
+            Err(LogError::Io(e)) => {
+                self.writer = None;
+                return Err(io_err("writing the exchange log")(e));
+            }
+            Err(LogError::Poisoned) => {
+                self.writer = None;
+                return Err(AuditError::Damaged("the writer stopped".into()));
+            }
+        };
+        let size = appended.seq + 1;
+        if self
+            .settings
+            .checkpoint
+            .due(size, self.last_checkpoint.as_ref(), now)
+        {
+            // The record is in the log; a failed checkpoint is retried at the next append
+            // (the writer is rebuilt, so a failing disk also stops further exchanges).
+            if self.checkpoint_now(now).is_err() {
+                self.writer = None;
+            }
+        }
+        Ok(appended)
+    }
+
+    /// Appends several exchanges with one disk sync; signs a checkpoint when one is due. On
+    /// an error, the number of records that did reach the log is returned with it.
+    pub fn append_many(
+        &mut self,
+        records: &[AuditRecord],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Appended>, (usize, AuditError)> {
+        if self.writer.is_none() {
+            self.reopen().map_err(|e| (0, e))?;
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Err((0, AuditError::Damaged("no writer".into())));
+        };
+        let appended = match w.append_many(records) {
+            Ok(a) => a,
+            Err((n, LogError::Record(e))) => return Err((n, e.into())),
+            Err((n, LogError::Full { needed, available })) => {
+                return Err((n, AuditError::Full { needed, available }));
+            }
+            Err((n, LogError::Io(e))) => {
+                self.writer = None;
+                return Err((n, io_err("writing the exchange log")(e)));
+            }
+            Err((n, LogError::Poisoned)) => {
+                self.writer = None;
+                return Err((n, AuditError::Damaged("the writer stopped".into())));
+            }
+        };
+        if let Some(last) = appended.last()
+            && self
+                .settings
+                .checkpoint
+                .due(last.seq + 1, self.last_checkpoint.as_ref(), now)
+            && self.checkpoint_now(now).is_err()
+        {
+            self.writer = None;
+        }
+        Ok(appended)
+    }
+
+    /// Signs a checkpoint if the time-based cadence says so (call it from a timer).
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Result<Option<Checkpoint>, AuditError> {
+        let size = self.size();
+        if self
+            .settings
+            .checkpoint
+            .due(size, self.last_checkpoint.as_ref(), now)
+        {
+            self.checkpoint_now(now)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Records in the log so far.
+    pub fn size(&self) -> u64 {
+        self.writer
+            .as_ref()
+            .map_or(0, |w| w.state().next_seq)
+            .max(self.last_checkpoint.as_ref().map_or(0, |c| c.tree_size))
+    }
+
+    /// The last checkpoint written.
+    pub fn last_checkpoint(&self) -> Option<&Checkpoint> {
+        self.last_checkpoint.as_ref()
+    }
+
+    /// The checkpoint public key.
+    pub fn public_key(&self) -> &VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Signs and stores a checkpoint over every record so far (none if nothing is new).
+    /// Records are synced to disk before the checkpoint that covers them is written.
+    pub fn checkpoint_now(&mut self, now: DateTime<Utc>) -> Result<Option<Checkpoint>, AuditError> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(None);
+        };
+        let covered = self.last_checkpoint.as_ref().map_or(0, |c| c.tree_size);
+        if w.state().next_seq <= covered {
+            return Ok(None);
+        }
+        if let Err(e) = w.flush() {
+            return Err(AuditError::Damaged(format!("syncing the log: {e}")));
+        }
+        let cp = w.checkpoint(now, &self.key);
+        self.checkpoints
+            .write_all(&cp.to_bytes())
+            .and_then(|()| self.checkpoints.sync_data())
+            .map_err(io_err("writing a checkpoint"))?;
+        self.last_checkpoint = Some(cp.clone());
+        Ok(Some(cp))
+    }
+}
+
+fn live_bytes(dir: &Path) -> Result<u64, AuditError> {
+    let mut n = 0;
+    for (_, p) in list_segments(dir).map_err(io_err("listing segments"))? {
+        n += fs::metadata(&p)
+            .map_err(io_err(format!("reading {}", p.display())))?
+            .len();
+    }
+    Ok(n)
+}
+
+/// Moves `bytes` aside into `<path>.torn` (kept as evidence), without overwriting.
+fn keep_aside(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".torn");
+    let mut aside = PathBuf::from(aside);
+    let mut i = 1;
+    while aside.exists() {
+        let mut next = path.as_os_str().to_owned();
+        next.push(format!(".torn.{i}"));
+        aside = PathBuf::from(next);
+        i += 1;
+    }
+    fs::write(&aside, bytes).map_err(io_err(format!("writing {}", aside.display())))
+}
+
+/// The state to continue the log of `dir` from (`None` for an empty log). Cuts a torn last
+/// frame (or removes a segment whose header write was torn); refuses any other damage.
+fn recover_dir(dir: &Path) -> Result<Option<LogState>, AuditError> {
+    let mut segments = list_segments(dir).map_err(io_err("listing segments"))?;
+    while let Some((number, path)) = segments.last().cloned() {
+        let bytes = read_segment(
+            File::open(&path).map_err(io_err(format!("opening {}", path.display())))?,
+            MAX_SEGMENT_READ,
+        )
+        .map_err(io_err(format!("reading {}", path.display())))?;
+        match LogState::recover(&bytes) {
+            Err(HeaderError::Truncated) => {
+                // Created but its header never fully written: it holds no record.
+                keep_aside(&path, &bytes)?;
+                fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;
+                segments.pop();
+            }
+            Err(e) => {
+                return Err(AuditError::Damaged(format!(
+                    "{}: {e}",
+                    segment_file_name(number)
+                )));
+            }
+            Ok((state, valid)) => {
+                if state.segment != number {
+                    return Err(AuditError::Damaged(format!(
+                        "{} holds segment number {}",
+                        segment_file_name(number),
+                        state.segment
+                    )));
+                }
+                if valid < bytes.len() {
+                    let torn = matches!(
+                        FrameReader::new(&bytes, valid).next(),
+                        Some(Err(FrameError::Torn))
+                    );
+                    if !torn {
+                        return Err(AuditError::Damaged(format!(
+                            "{}: the record at byte {valid} does not verify",
+                            segment_file_name(number)
+                        )));
+                    }
+                    keep_aside(&path, &bytes[valid..])?;
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .map_err(io_err(format!("opening {}", path.display())))?;
+                    f.set_len(valid as u64)
+                        .and_then(|()| f.sync_all())
+                        .map_err(io_err(format!(
+                            "cutting the torn tail of {}",
+                            path.display()
+                        )))?;
+                }
+                return Ok(Some(state));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// What `dancu audit verify` found in a directory.
+#[derive(Debug, Clone)]
+pub struct DirVerification {
+    /// The segment files read, in order.
+    pub files: Vec<PathBuf>,
+    /// The report of [`verify`].
+    pub report: VerifyReport,
+    /// Bytes at the end of the checkpoints file that do not make a whole checkpoint.
+    pub checkpoint_tail_bytes: usize,
+}
+
+impl DirVerification {
+    /// Intact: no bad record, every checkpoint verified, no stray checkpoint bytes.
+    pub fn is_intact(&self) -> bool {
+        self.report.is_intact() && self.checkpoint_tail_bytes == 0
+    }
+
+    /// One line naming the first bad record and its file, or saying the log is intact.
+    pub fn summary(&self) -> String {
+        if let Some(bad) = &self.report.first_bad {
+            let file = self
+                .files
+                .get(bad.segment_index)
+                .and_then(|p| p.file_name())
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            return format!("first bad record: {file}: {bad}");
+        }
+        if !self.report.is_intact() {
+            return format!(
+                "records chain correctly but checkpoints do not match: {:?}",
+                self.report.checkpoints
+            );
+        }
+        if self.checkpoint_tail_bytes > 0 {
+            return format!(
+                "{} stray bytes at the end of {CHECKPOINTS_FILE}",
+                self.checkpoint_tail_bytes
+            );
+        }
+        format!(
+            "intact: {} records in {} segments, {} checkpoints verified",
+            self.report.records,
+            self.report.segments,
+            self.report.checkpoints.len()
+        )
+    }
+}
+
+/// Verifies the log in `dir` against `trusted` (default: the public key file in `dir`).
+pub fn verify_dir(
+    dir: &Path,
+    trusted: Option<&VerifyingKey>,
+) -> Result<DirVerification, AuditError> {
+    let key = match trusted {
+        Some(k) => *k,
+        None => read_public_key(&dir.join(PUBLIC_KEY_FILE))?,
+    };
+    let segments = list_segments(dir).map_err(io_err(format!("listing {}", dir.display())))?;
+    let mut contents = Vec::with_capacity(segments.len());
+    let mut files = Vec::with_capacity(segments.len());
+    for (_, p) in segments {
+        let f = File::open(&p).map_err(io_err(format!("opening {}", p.display())))?;
+        contents.push(
+            read_segment(f, MAX_SEGMENT_READ)
+                .map_err(io_err(format!("reading {}", p.display())))?,
+        );
+        files.push(p);
+    }
+    let (checkpoints, checkpoint_tail_bytes) = read_checkpoints(&dir.join(CHECKPOINTS_FILE))?;
+    let refs: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
+    let report = verify(&refs, &checkpoints, &key);
+    Ok(DirVerification {
+        files,
+        report,
+        checkpoint_tail_bytes,
+    })
+}
+
+/// Every record of the log in `dir` that verifies in its segment, oldest first (for fee
+/// statements and the citizen's view; run [`verify_dir`] to know the log is intact).
+pub fn read_entries(dir: &Path) -> Result<Vec<LogEntry>, AuditError> {
+    let mut out = Vec::new();
+    for (_, p) in list_segments(dir).map_err(io_err("listing segments"))? {
+        let f = File::open(&p).map_err(io_err(format!("opening {}", p.display())))?;
+        let bytes = read_segment(f, MAX_SEGMENT_READ)
+            .map_err(io_err(format!("reading {}", p.display())))?;
+        let Ok((_, hlen)) = SegmentHeader::decode(&bytes) else {
+            continue;
+        };
+        for frame in FrameReader::new(&bytes, hlen).map_while(Result::ok) {
+            if let Ok(e) = LogEntry::decode(frame.record) {
+                out.push(e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Directory (inside the log directory) that archived segments move to.
+pub const ARCHIVE_DIR: &str = "archive";
+
+/// Moves the segments that retention lets go into `<dir>/archive/` (oldest first, only those
+/// under the last checkpoint signed by the key in `dir`, never one with a covert record still
+/// under embargo, never the newest). The live log still verifies from its first segment.
+/// Returns the plan and the files moved.
+pub fn archive(
+    dir: &Path,
+    policy: &RetentionPolicy,
+    now: DateTime<Utc>,
+) -> Result<(RetentionPlan, Vec<PathBuf>), AuditError> {
+    let key = read_public_key(&dir.join(PUBLIC_KEY_FILE))?;
+    let segments = list_segments(dir).map_err(io_err("listing segments"))?;
+    let mut infos = Vec::with_capacity(segments.len());
+    for (_, p) in &segments {
+        let f = File::open(p).map_err(io_err(format!("opening {}", p.display())))?;
+        let bytes = read_segment(f, MAX_SEGMENT_READ)
+            .map_err(io_err(format!("reading {}", p.display())))?;
+        infos.push(
+            SegmentInfo::scan(&bytes)
+                .map_err(|e| AuditError::Damaged(format!("{}: {e}", p.display())))?,
+        );
+    }
+    let (checkpoints, _) = read_checkpoints(&dir.join(CHECKPOINTS_FILE))?;
+    let last = checkpoints
+        .iter()
+        .filter(|c| c.verify_signature(&key))
+        .max_by_key(|c| c.tree_size);
+    let plan = plan_retention(&infos, policy, last, now);
+    let target = dir.join(ARCHIVE_DIR);
+    let mut moved = Vec::new();
+    if !plan.archive.is_empty() {
+        fs::create_dir_all(&target).map_err(io_err(format!("creating {}", target.display())))?;
+    }
+    for n in &plan.archive {
+        let from = dir.join(segment_file_name(*n));
+        let to = target.join(segment_file_name(*n));
+        fs::rename(&from, &to).map_err(io_err(format!("moving {}", from.display())))?;
+        moved.push(to);
+    }
+    Ok((plan, moved))
+}
+
+/// Byte ranges of the frames of a segment file (for tests and forensics).
+pub fn frame_ranges(segment: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let Ok((_, hlen)) = SegmentHeader::decode(segment) else {
+        return Vec::new();
+    };
+    FrameReader::new(segment, hlen)
+        .map_while(Result::ok)
+        .map(|f| f.offset..f.offset + 4 + f.record.len() + 32)
+        .collect()
+}

@@ -1,0 +1,38 @@
+//! The data-sharing hub's use-cases (nền tảng tích hợp, chia sẻ dữ liệu) over the pure rules of
+//! `dancu-exchange`:
+//! - [`audit`]: the tamper-evident exchange log on disk: segment files, signed checkpoints,
+//!   recovery from a torn write, refusal when the disk or the budget is full, and verification
+//!   of a log directory (`dancu audit verify`);
+//! - [`cards`]: card verification against the register (QR, MRZ, chip passive authentication,
+//!   field match, card status by the exchange ages, vital status), served as `card_verify`;
+//! - [`checkpoint`]: QR checkpoint passes (signed with the hub's key, verified offline) and
+//!   check-ins recorded once per pass;
+//! - [`members`]: members, subsystems with their registered keys, and access rights as data;
+//! - [`service`]: the exchange services (attribute match, CMND → personal ID, eKYC signed by the
+//!   hub), `private_key_jwt` authentication with replay refusal, consents, and fee statements
+//!   metered from the log;
+//! - [`batch`]: batch verification jobs (up to a million attribute-match rows) answered in the
+//!   background with the single call's rules, resumable after a restart;
+//! - [`enrich`]: sectoral registers' identifiers linked to personal IDs with provenance and
+//!   history, beside (never over) the register record;
+//! - [`events`]: change-event subscriptions and the pull feed with a cursor over the register's
+//!   event table (metadata only);
+//! - [`webhooks`]: signed webhook delivery state: order, retries with backoff, dead letters,
+//!   replay (the HTTP transport is the caller's).
+//!
+//! This crate does I/O (files of the data directory, the store through its traits) but must not import axum or a database
+//! driver: HTTP belongs to `dancu-http`, wiring to the `dancu` binary. It never logs personal
+//! data values, only field names.
+
+pub mod audit;
+pub mod batch;
+pub mod cards;
+pub mod checkpoint;
+pub mod enrich;
+pub mod events;
+pub mod members;
+pub mod service;
+pub mod webhooks;
+
+#[cfg(test)]
+mod audit_tests;

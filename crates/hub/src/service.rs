@@ -1,0 +1,1464 @@
+//! The hub's services: authenticate the calling subsystem, decide with its rights, do the work
+//! over the register, and log every exchange (served, refused or failed) to the tamper-evident
+//! log before answering. An exchange that cannot be logged is not served.
+//!
+//! Services: attribute match (`verify_attributes`), CMND → personal ID (`verify_cmnd`) and
+//! data retrieval (`ekyc`, answered as a JWS signed by the hub). Consents are kept in the
+//! document store; fees are metered from the log itself, so a statement is exactly what the
+//! log shows.
+
+use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries};
+use crate::cards::{CardInput, CardTrust, CardVerification, SERVICE_CARD_VERIFY};
+use crate::events::{
+    EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
+};
+use crate::members::HubConfig;
+use chrono::{DateTime, Utc};
+use dancu_domain::clock::Clock;
+use dancu_domain::{CmndNumber, PartialDate, PersonalId, Problem};
+use dancu_eid::oidc::OidcError;
+use dancu_eid::oidc::client_auth::{AssertionCheck, JWT_BEARER, verify_client_assertion};
+use dancu_eid::oidc::jws::{Jwk, sign_es256};
+use dancu_exchange::consent::{Consent, ConsentKind};
+use dancu_exchange::fees::{MeteredCall, Tariff, monthly_statements};
+use dancu_exchange::log::record::{AuditRecord, ExchangeResult};
+use dancu_exchange::log::tracker::{AccessLine, person_view};
+use dancu_exchange::matching::{self, Claims, CmndResolution, FieldAnswer};
+use dancu_exchange::rights::{AccessRequest, Grant, Limits, Refusal, decide, vietnam_date};
+use dancu_store::docs::DocStore;
+use dancu_store::{SearchQuery, Store, StoreError};
+use p256::ecdsa::SigningKey;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Service code of attribute match.
+pub const SERVICE_VERIFY_ATTRIBUTES: &str = "verify_attributes";
+/// Service code of CMND → personal ID.
+pub const SERVICE_VERIFY_CMND: &str = "verify_cmnd";
+/// Service code of data retrieval.
+pub const SERVICE_EKYC: &str = "ekyc";
+/// The one field CMND resolution exploits.
+pub const FIELD_PERSONAL_ID: &str = "personal_id";
+const CONSENT_KIND: &str = "hub_consent";
+const JTI_KIND: &str = "hub_jti";
+/// Longest client-assertion lifetime accepted.
+const MAX_ASSERTION_SECONDS: i64 = 300;
+/// Most people a CMND lookup considers by name.
+const CMND_CANDIDATES: u32 = 1000;
+
+/// Why a call was not served.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// The client assertion is missing, malformed, unknown or wrongly signed.
+    #[error("client authentication failed: {0}")]
+    Unauthenticated(&'static str),
+    /// The assertion's `jti` was used before.
+    #[error("the client assertion was used before")]
+    Replay,
+    /// The rights refuse the call.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The request is malformed.
+    #[error("{en}")]
+    Invalid {
+        /// Stable code.
+        code: &'static str,
+        /// Vietnamese message.
+        vi: String,
+        /// English message.
+        en: String,
+    },
+    /// No person with that personal ID.
+    #[error("no person with this personal ID")]
+    PersonNotFound,
+    /// No such consent of the person.
+    #[error("no such consent")]
+    ConsentNotFound,
+    /// No such batch job of the caller.
+    #[error("no such batch job")]
+    JobNotFound,
+    /// The exchange could not be logged, so it was not served.
+    #[error("the exchange log cannot take the record: {0}")]
+    AuditUnavailable(String),
+    /// A store or signing failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl HubError {
+    fn invalid(code: &'static str, vi: &str, en: &str) -> Self {
+        Self::Invalid {
+            code,
+            vi: vi.to_owned(),
+            en: en.to_owned(),
+        }
+    }
+
+    /// The HTTP status that fits.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Unauthenticated(_) | Self::Replay => 401,
+            Self::Refused(Refusal::QuotaExceeded { .. } | Refusal::RateLimited { .. }) => 429,
+            Self::Refused(_) => 403,
+            Self::Invalid { .. } => 422,
+            Self::PersonNotFound | Self::ConsentNotFound | Self::JobNotFound => 404,
+            Self::AuditUnavailable(_) => 503,
+            Self::Internal(_) => 500,
+        }
+    }
+}
+
+impl Problem for HubError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "client_unauthenticated",
+            Self::Replay => "client_assertion_replayed",
+            Self::Refused(r) => r.code(),
+            Self::Invalid { code, .. } => code,
+            Self::PersonNotFound => "person_not_found",
+            Self::ConsentNotFound => "consent_not_found",
+            Self::JobNotFound => "job_not_found",
+            Self::AuditUnavailable(_) => "audit_log_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+    fn message_vi(&self) -> String {
+        match self {
+            Self::Unauthenticated(why) => {
+                format!("Xác thực hệ thống kết nối không thành công ({why})")
+            }
+            Self::Replay => "Bằng chứng xác thực (client assertion) đã được dùng trước đó".into(),
+            Self::Refused(r) => r.message_vi(),
+            Self::Invalid { vi, .. } => vi.clone(),
+            Self::PersonNotFound => "Không có công dân mang số định danh này".into(),
+            Self::ConsentNotFound => "Không tìm thấy sự đồng ý này".into(),
+            Self::JobNotFound => "Không có lô đối chiếu này".into(),
+            Self::AuditUnavailable(_) => {
+                "Nhật ký trao đổi không ghi được; yêu cầu không được thực hiện. Vui lòng thử lại sau"
+                    .into()
+            }
+            Self::Internal(_) => "Lỗi hệ thống; yêu cầu chưa được thực hiện".into(),
+        }
+    }
+    fn message_en(&self) -> String {
+        match self {
+            Self::AuditUnavailable(_) => {
+                "The exchange log cannot record the call, so it was not carried out; try again later"
+                    .into()
+            }
+            Self::Internal(_) => "Internal error; the request was not carried out".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> HubError {
+    HubError::Internal(e.to_string())
+}
+
+/// A subsystem that proved who it is for this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Member organisation.
+    pub org: String,
+    /// Subsystem.
+    pub subsystem: String,
+    /// Expiry of the key that signed the assertion.
+    pub key_not_after: Option<DateTime<Utc>>,
+}
+
+/// What every call declares besides its data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallMeta {
+    /// Purpose code.
+    pub purpose: String,
+    /// Officer or operator on whose behalf the call is made.
+    #[serde(default)]
+    pub end_user: Option<String>,
+    /// Case or dossier reference.
+    #[serde(default)]
+    pub case_ref: Option<String>,
+}
+
+/// The answer of attribute match.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributeAnswer {
+    /// One answer per claimed field (no register values).
+    pub fields: Vec<FieldAnswer>,
+    /// Seq of the exchange in the log.
+    pub audit_seq: u64,
+}
+
+/// The answer of CMND resolution.
+#[derive(Debug, Clone, Serialize)]
+pub struct CmndAnswer {
+    /// The resolution (unique, ambiguous, not found).
+    pub resolution: CmndResolution,
+    /// Seq of the exchange in the log.
+    pub audit_seq: u64,
+}
+
+/// The answer of data retrieval.
+#[derive(Debug, Clone, Serialize)]
+pub struct EkycAnswer {
+    /// Compact JWS (ES256, signed by the hub) over the data, the person, the caller, the
+    /// purpose, the case and the log seq.
+    pub jws: String,
+    /// The same data, unsigned, for convenience.
+    pub data: Value,
+    /// Seq of the exchange in the log.
+    pub audit_seq: u64,
+}
+
+/// A person's grant of consent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConsentGrant {
+    /// Organisation that may receive the data.
+    pub recipient_org: String,
+    /// Fields it may receive.
+    pub fields: BTreeSet<String>,
+    /// Purpose.
+    pub purpose: String,
+    /// Once or repeatedly.
+    pub kind: ConsentKind,
+    /// Start (default now).
+    #[serde(default)]
+    pub valid_from: Option<DateTime<Utc>>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The hub.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    store: Arc<dyn Store>,
+    docs: Arc<dyn DocStore>,
+    clock: Arc<dyn Clock>,
+    audit: Mutex<AuditLog>,
+    audit_dir: PathBuf,
+    jobs_dir: PathBuf,
+    limits: Mutex<HashMap<String, Limits>>,
+    response_key: SigningKey,
+    response_kid: String,
+    tariff: Tariff,
+    card_trust: CardTrust,
+}
+
+/// Response-signing key files, beside the log.
+const RESPONSE_KEY_FILE: &str = "response-key.hex";
+const RESPONSE_PUBLIC_KEY_FILE: &str = "response-key.jwk.json";
+
+impl Hub {
+    /// Opens the hub: the log in `audit_dir`, the response key in `key_dir`.
+    pub fn open(
+        config: HubConfig,
+        store: Arc<dyn Store>,
+        docs: Arc<dyn DocStore>,
+        clock: Arc<dyn Clock>,
+        audit_dir: &Path,
+        key_dir: &Path,
+        settings: AuditSettings,
+    ) -> Result<Self, String> {
+        config.check()?;
+        let audit = AuditLog::open(audit_dir, settings).map_err(|e| e.to_string())?;
+        let response_key = load_or_create_key(key_dir, RESPONSE_KEY_FILE, RESPONSE_PUBLIC_KEY_FILE)
+            .map_err(|e| e.to_string())?;
+        let response_kid = Jwk::from_p256(response_key.verifying_key())
+            .thumbprint()
+            .map_err(|e| e.to_string())?;
+        let mut tariff = Tariff::circular_48_2022();
+        tariff
+            .exempt_classes
+            .extend(config.fee_exempt_classes.iter().cloned());
+        Ok(Self {
+            config,
+            store,
+            docs,
+            clock,
+            audit: Mutex::new(audit),
+            audit_dir: audit_dir.to_owned(),
+            jobs_dir: key_dir.join("jobs"),
+            limits: Mutex::default(),
+            response_key,
+            response_kid,
+            tariff,
+            card_trust: CardTrust::default(),
+        })
+    }
+
+    /// The same hub with the CSCA certificates and CRLs that card verification trusts
+    /// (without them, every chip fails its certificate-chain check).
+    pub fn with_card_trust(mut self, trust: CardTrust) -> Self {
+        self.card_trust = trust;
+        self
+    }
+
+    /// The hub's response-signing keys as a JWKS.
+    pub fn jwks(&self) -> Value {
+        let mut jwk = Jwk::from_p256(self.response_key.verifying_key());
+        jwk.kid = Some(self.response_kid.clone());
+        jwk.alg = Some("ES256".into());
+        jwk.use_ = Some("sig".into());
+        json!({ "keys": [jwk] })
+    }
+
+    /// Housekeeping for a timer: signs a checkpoint if one is due by time, and forgets
+    /// expired assertion ids and consents.
+    pub fn tick(&self) -> Result<(), String> {
+        let now = self.clock.now();
+        self.audit
+            .lock()
+            .map_err(|_| "the exchange log lock is poisoned".to_owned())?
+            .tick(now)
+            .map_err(|e| e.to_string())?;
+        self.docs
+            .purge_expired(now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Authenticates a call by its `private_key_jwt` client assertion.
+    pub fn authenticate(&self, assertion: &str) -> Result<Client, HubError> {
+        let iss = assertion_issuer(assertion).ok_or(HubError::Unauthenticated("malformed"))?;
+        let (org, sub) = iss
+            .split_once('/')
+            .ok_or(HubError::Unauthenticated("iss must be member/subsystem"))?;
+        let subsystem = self
+            .config
+            .subsystem(org, sub)
+            .ok_or(HubError::Unauthenticated("unknown subsystem"))?;
+        let now = self.clock.now();
+        let audiences = self.config.audiences();
+        let mut store_error = None;
+        for key in &subsystem.keys {
+            let check = AssertionCheck {
+                client_id: &iss,
+                keys: std::slice::from_ref(&key.jwk),
+                audiences: &audiences,
+                max_lifetime: chrono::Duration::seconds(MAX_ASSERTION_SECONDS),
+                leeway: chrono::Duration::seconds(30),
+            };
+            let res =
+                verify_client_assertion(assertion, Some(JWT_BEARER), &check, now, |jti, until| {
+                    match self
+                        .docs
+                        .remember_once(JTI_KIND, &format!("{iss}\n{jti}"), now, until)
+                    {
+                        Ok(first) => !first,
+                        Err(e) => {
+                            // Refuse rather than risk accepting a replay.
+                            store_error = Some(e.to_string());
+                            true
+                        }
+                    }
+                });
+            match res {
+                Ok(_) => {
+                    return Ok(Client {
+                        org: org.to_owned(),
+                        subsystem: sub.to_owned(),
+                        key_not_after: key.not_after,
+                    });
+                }
+                Err(OidcError::InvalidClient("signature")) => continue,
+                Err(OidcError::Replay) => {
+                    return Err(match store_error {
+                        Some(e) => HubError::Internal(e),
+                        None => HubError::Replay,
+                    });
+                }
+                Err(OidcError::InvalidClient(why)) => return Err(HubError::Unauthenticated(why)),
+                Err(_) => return Err(HubError::Unauthenticated("assertion")),
+            }
+        }
+        Err(HubError::Unauthenticated("signature"))
+    }
+
+    fn log(&self, record: &AuditRecord) -> Result<u64, HubError> {
+        let mut log = self
+            .audit
+            .lock()
+            .map_err(|_| HubError::AuditUnavailable("lock poisoned".into()))?;
+        log.append(record, record.time)
+            .map(|a| a.seq)
+            .map_err(|e: AuditError| HubError::AuditUnavailable(e.to_string()))
+    }
+
+    /// Runs one exchange: decide, do the work, log, answer.
+    #[allow(clippy::too_many_arguments)]
+    fn exchange<T>(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        service: &str,
+        person: Option<&str>,
+        fields: &[String],
+        consent_id: Option<&str>,
+        work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
+    ) -> Result<(T, u64), HubError> {
+        let now = self.clock.now();
+        let mut record = AuditRecord {
+            time: now,
+            caller_org: client.org.clone(),
+            subsystem: client.subsystem.clone(),
+            end_user: meta.end_user.clone().filter(|s| !s.trim().is_empty()),
+            service: service.to_owned(),
+            person: person.map(str::to_owned),
+            fields: fields.to_vec(),
+            purpose: meta.purpose.clone(),
+            case_ref: meta.case_ref.clone().filter(|s| !s.trim().is_empty()),
+            result: ExchangeResult::Served,
+            covert_until: None,
+        };
+        let consent = match (consent_id, person) {
+            (Some(id), Some(p)) => self.consent_doc(p, id)?,
+            _ => None,
+        };
+        let decision = {
+            let mut limits = self
+                .limits
+                .lock()
+                .map_err(|_| internal("limits lock poisoned"))?;
+            let key = format!(
+                "{}/{}/{service}/{}",
+                client.org, client.subsystem, meta.purpose
+            );
+            let l = limits.entry(key).or_default();
+            decide(
+                &self.config.rights,
+                &AccessRequest {
+                    org: &client.org,
+                    subsystem: &client.subsystem,
+                    service,
+                    fields,
+                    purpose: &meta.purpose,
+                    person: person.unwrap_or(""),
+                    end_user: meta.end_user.as_deref(),
+                    case_ref: meta.case_ref.as_deref(),
+                    consent: consent.as_ref().map(|(c, _)| c),
+                    client_key_not_after: client.key_not_after,
+                    now,
+                },
+                l,
+            )
+        };
+        let grant = match decision {
+            Ok(g) => g,
+            Err(refusal) => {
+                record.result = ExchangeResult::Refused(refusal.code().to_owned());
+                self.log(&record)?;
+                return Err(refusal.into());
+            }
+        };
+        record.covert_until = grant.covert_until;
+        if let (Some(id), Some((mut c, version))) = (&grant.consumes_consent, consent) {
+            c.consume(now);
+            let json = serde_json::to_string(&c).map_err(internal)?;
+            let key = format!("{}/{id}", c.person);
+            match self
+                .docs
+                .put(CONSENT_KIND, &key, version, &json, Some(c.expires_at))
+            {
+                Ok(_) => {}
+                Err(StoreError::Conflict { .. }) => {
+                    // Another call used the one-time consent at the same moment.
+                    let refusal = Refusal::ConsentMissing("already used");
+                    record.result = ExchangeResult::Refused(refusal.code().to_owned());
+                    self.log(&record)?;
+                    return Err(refusal.into());
+                }
+                Err(e) => return Err(internal(e)),
+            }
+        }
+        match work(&grant) {
+            Ok((value, logged_person)) => {
+                if logged_person.is_some() {
+                    record.person = logged_person;
+                }
+                let seq = self.log(&record)?;
+                Ok((value, seq))
+            }
+            Err(e) => {
+                record.result = ExchangeResult::Failed(e.code().to_owned());
+                self.log(&record)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn person(&self, id: &PersonalId) -> Result<dancu_domain::person::Person, HubError> {
+        self.store
+            .person(id)
+            .map_err(internal)?
+            .ok_or(HubError::PersonNotFound)
+    }
+
+    /// Attribute match: per claimed field, match / no_match / unknown; no value returned.
+    pub fn verify_attributes(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        id: &str,
+        claims: &Claims,
+    ) -> Result<AttributeAnswer, HubError> {
+        let pid = parse_id(id)?;
+        let fields = claimed_fields(claims)?;
+        let (answers, seq) = self.exchange(
+            client,
+            meta,
+            SERVICE_VERIFY_ATTRIBUTES,
+            Some(id),
+            &fields,
+            None,
+            |_| {
+                let p = self.person(&pid)?;
+                Ok((matching::attribute_match(&p, claims), None))
+            },
+        )?;
+        Ok(AttributeAnswer {
+            fields: answers,
+            audit_seq: seq,
+        })
+    }
+
+    /// CMND → personal ID: one ID only when exactly one holder fits the claimed name (and date
+    /// of birth); otherwise the candidates or "not found".
+    pub fn verify_cmnd(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        cmnd: &str,
+        name: &str,
+        date_of_birth: Option<&str>,
+    ) -> Result<CmndAnswer, HubError> {
+        let number = CmndNumber::parse(cmnd).map_err(|e| HubError::Invalid {
+            code: "invalid_cmnd",
+            vi: format!("Số CMND không hợp lệ: {e}"),
+            en: format!("Invalid CMND number: {e}"),
+        })?;
+        let key = dancu_domain::name::match_key(name);
+        if key.chars().count() < 2 {
+            return Err(HubError::invalid(
+                "name_required",
+                "Cần nêu họ tên người mang số CMND",
+                "Give the name of the CMND holder",
+            ));
+        }
+        let dob = date_of_birth
+            .map(|d| {
+                PartialDate::parse(d).map_err(|_| {
+                    HubError::invalid(
+                        "invalid_date_of_birth",
+                        "Ngày sinh không hợp lệ (YYYY, YYYY-MM hoặc YYYY-MM-DD)",
+                        "Invalid date of birth (YYYY, YYYY-MM or YYYY-MM-DD)",
+                    )
+                })
+            })
+            .transpose()?;
+        let fields = vec![FIELD_PERSONAL_ID.to_owned()];
+        let (resolution, seq) = self.exchange(
+            client,
+            meta,
+            SERVICE_VERIFY_CMND,
+            None,
+            &fields,
+            None,
+            |_| {
+                let candidates = self
+                    .store
+                    .search(&SearchQuery {
+                        name_key: key.clone(),
+                        prefix: false,
+                        birth_year: dob.as_ref().map(PartialDate::year),
+                        commune: None,
+                        province: None,
+                        limit: CMND_CANDIDATES,
+                    })
+                    .map_err(internal)?;
+                let r = matching::resolve_cmnd(&number, Some(name), dob.as_ref(), &candidates);
+                let person = match &r {
+                    CmndResolution::Unique { id, .. } => Some(id.to_string()),
+                    _ => None,
+                };
+                Ok((r, person))
+            },
+        )?;
+        Ok(CmndAnswer {
+            resolution,
+            audit_seq: seq,
+        })
+    }
+
+    /// Data retrieval: the fields the right allows for the purpose, with the person's consent
+    /// when the right requires it, signed by the hub.
+    pub fn ekyc(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        id: &str,
+        fields: &[String],
+        consent_id: Option<&str>,
+    ) -> Result<EkycAnswer, HubError> {
+        let pid = parse_id(id)?;
+        if fields.is_empty() {
+            return Err(HubError::invalid(
+                "no_fields",
+                "Cần nêu các trường thông tin cần lấy",
+                "Name the fields to retrieve",
+            ));
+        }
+        let (data, seq) = self.exchange(
+            client,
+            meta,
+            SERVICE_EKYC,
+            Some(id),
+            fields,
+            consent_id,
+            |grant| {
+                let p = self.person(&pid)?;
+                let full = serde_json::to_value(&p).map_err(internal)?;
+                let mut data = serde_json::Map::new();
+                for f in &grant.fields {
+                    let v = match f.as_str() {
+                        "full_name" => Value::String(p.name.full()),
+                        other => full.get(other).cloned().unwrap_or(Value::Null),
+                    };
+                    data.insert(f.clone(), v);
+                }
+                Ok((Value::Object(data), None))
+            },
+        )?;
+        let now = self.clock.now();
+        let claims = json!({
+            "iss": "dancu-hub",
+            "aud": format!("{}/{}", client.org, client.subsystem),
+            "sub": id,
+            "iat": now.timestamp(),
+            "purpose": meta.purpose,
+            "case_ref": meta.case_ref,
+            "audit_seq": seq,
+            "data": data,
+        });
+        let jws = sign_es256(
+            &self.response_key,
+            "dancu-hub-ekyc+jwt",
+            Some(&self.response_kid),
+            false,
+            &claims,
+        )
+        .map_err(internal)?;
+        Ok(EkycAnswer {
+            jws,
+            data,
+            audit_seq: seq,
+        })
+    }
+
+    fn consent_doc(&self, person: &str, id: &str) -> Result<Option<(Consent, u64)>, HubError> {
+        let Some(doc) = self
+            .docs
+            .get(CONSENT_KIND, &format!("{person}/{id}"))
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        let c: Consent = serde_json::from_str(&doc.json).map_err(internal)?;
+        Ok(Some((c, doc.version)))
+    }
+
+    /// The person grants a consent.
+    pub fn grant_consent(&self, person: &str, g: ConsentGrant) -> Result<Consent, HubError> {
+        parse_id(person)?;
+        let now = self.clock.now();
+        if self.config.member(&g.recipient_org).is_none() {
+            return Err(HubError::invalid(
+                "unknown_member",
+                "Tổ chức nhận dữ liệu không phải thành viên của nền tảng",
+                "The recipient is not a member of the hub",
+            ));
+        }
+        let valid_from = g.valid_from.unwrap_or(now);
+        if g.fields.is_empty() || g.purpose.trim().is_empty() || g.expires_at <= valid_from {
+            return Err(HubError::invalid(
+                "invalid_consent",
+                "Sự đồng ý phải nêu trường thông tin, mục đích và thời hạn sau thời điểm bắt đầu",
+                "A consent needs fields, a purpose and an expiry after its start",
+            ));
+        }
+        let mut raw = [0u8; 16];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut raw);
+        let c = Consent {
+            id: format!("cs_{}", hex::encode(raw)),
+            person: person.to_owned(),
+            recipient_org: g.recipient_org,
+            fields: g.fields,
+            purpose: g.purpose,
+            kind: g.kind,
+            granted_at: now,
+            valid_from,
+            expires_at: g.expires_at,
+            revoked_at: None,
+            used_at: None,
+        };
+        let json = serde_json::to_string(&c).map_err(internal)?;
+        self.docs
+            .put(
+                CONSENT_KIND,
+                &format!("{person}/{}", c.id),
+                0,
+                &json,
+                Some(c.expires_at),
+            )
+            .map_err(internal)?;
+        Ok(c)
+    }
+
+    /// The person's consents, newest key order.
+    pub fn consents(&self, person: &str) -> Result<Vec<Consent>, HubError> {
+        parse_id(person)?;
+        self.docs
+            .list(CONSENT_KIND, &format!("{person}/"), 1000)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(_, d)| serde_json::from_str(&d.json).map_err(internal))
+            .collect()
+    }
+
+    /// The person revokes a consent; access stops at once.
+    pub fn revoke_consent(&self, person: &str, id: &str) -> Result<Consent, HubError> {
+        parse_id(person)?;
+        let (mut c, version) = self
+            .consent_doc(person, id)?
+            .ok_or(HubError::ConsentNotFound)?;
+        c.revoke(self.clock.now());
+        let json = serde_json::to_string(&c).map_err(internal)?;
+        self.docs
+            .put(
+                CONSENT_KIND,
+                &format!("{person}/{id}"),
+                version,
+                &json,
+                Some(c.expires_at),
+            )
+            .map_err(internal)?;
+        Ok(c)
+    }
+
+    /// The citizen's view of the log: who accessed or received the person's data, when, which
+    /// fields and why; covert accesses only once their embargo has ended (Vietnam date).
+    pub fn person_accesses(&self, person: &str) -> Result<Vec<AccessLine>, HubError> {
+        parse_id(person)?;
+        let entries = read_entries(&self.audit_dir).map_err(internal)?;
+        let today = vietnam_date(self.clock.now());
+        Ok(person_view(&entries, person, today))
+    }
+
+    /// The fee statement of a month as CSV (every member, or one), metered from the log's
+    /// served exchanges.
+    pub fn fee_statement_csv(
+        &self,
+        year: i32,
+        month: u32,
+        member: Option<&str>,
+    ) -> Result<String, HubError> {
+        if !(1..=12).contains(&month) || !(2000..=2200).contains(&year) {
+            return Err(HubError::invalid(
+                "invalid_period",
+                "Kỳ không hợp lệ (năm, tháng 1–12)",
+                "Invalid period (year, month 1–12)",
+            ));
+        }
+        let entries = read_entries(&self.audit_dir).map_err(internal)?;
+        let calls: Vec<MeteredCall> = entries
+            .iter()
+            .map(|e| &e.record)
+            .filter(|r| r.result == ExchangeResult::Served)
+            // A sectoral register giving its identifiers exploits no register data.
+            .filter(|r| r.service != crate::enrich::SERVICE_ENRICH)
+            .filter(|r| member.is_none_or(|m| r.caller_org == m))
+            .map(|r| {
+                let class = self
+                    .config
+                    .member(&r.caller_org)
+                    .map_or("", |m| m.class.as_str());
+                MeteredCall::new(&r.caller_org, class, r.time, &r.service, &r.fields)
+            })
+            .collect();
+        let mut out = String::new();
+        for (i, s) in monthly_statements(&self.tariff, year, month, &calls)
+            .iter()
+            .enumerate()
+        {
+            let csv = s.to_csv().map_err(internal)?;
+            // One header for the whole file.
+            let body = if i == 0 {
+                csv.as_str()
+            } else {
+                csv.split_once('\n').map_or("", |(_, rest)| rest)
+            };
+            out.push_str(body);
+        }
+        if out.is_empty() {
+            out.push_str("member,period,service,unit_price_vnd,calls,fields,amount_vnd\n");
+        }
+        Ok(out)
+    }
+}
+
+impl Hub {
+    /// One page of a subscription's change events after the cursor `after` (metadata only),
+    /// within the caller's right to the change-event service. At most `limit` notices; at most
+    /// a bounded number of register events are read per call, and `next_after` moves past
+    /// those that did not match.
+    pub fn event_feed(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        subscription: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<FeedPage, HubError> {
+        let sub = self
+            .config
+            .subscriptions
+            .iter()
+            .find(|s| {
+                s.id == subscription && s.org == client.org && s.subsystem == client.subsystem
+            })
+            .ok_or_else(|| {
+                HubError::invalid(
+                    "unknown_subscription",
+                    "Hệ thống không có đăng ký nhận thông báo này",
+                    "The subsystem has no such subscription",
+                )
+            })?;
+        let fields: Vec<String> = sub.event_types.iter().cloned().collect();
+        let (page, _) = self.exchange(
+            client,
+            meta,
+            SERVICE_CHANGE_EVENTS,
+            None,
+            &fields,
+            None,
+            |_| Ok((self.collect_events(sub, after, limit)?, None)),
+        )?;
+        Ok(page)
+    }
+}
+
+impl Hub {
+    /// The subscription's events after `after` (no rights check, no log: callers do both).
+    pub(crate) fn collect_events(
+        &self,
+        sub: &Subscription,
+        after: i64,
+        limit: u32,
+    ) -> Result<FeedPage, HubError> {
+        let limit = limit.clamp(1, 1000) as usize;
+        let mut cursor = after;
+        let mut events = Vec::new();
+        let mut scanned = 0usize;
+        while events.len() < limit && scanned < FEED_SCAN {
+            let batch = self.store.events_after(cursor, 500).map_err(internal)?;
+            if batch.is_empty() {
+                break;
+            }
+            let ids: Vec<PersonalId> = batch
+                .iter()
+                .filter(|e| sub.event_types.contains(&e.kind))
+                .filter_map(|e| stream_person(&e.stream))
+                .collect();
+            let people = if sub.communes.is_empty() && sub.provinces.is_empty() {
+                Default::default()
+            } else {
+                by_id(self.store.persons(&ids).map_err(internal)?)
+            };
+            for e in &batch {
+                scanned += 1;
+                cursor = e.seq;
+                if let Some(pid) = stream_person(&e.stream) {
+                    let person = pid.to_string();
+                    if sub.wants(&e.kind, &person, people.get(&person)) {
+                        events.push(EventNotice {
+                            event_id: format!("{person}/{}", e.version),
+                            kind: e.kind.clone(),
+                            person,
+                            seq: e.seq,
+                            time: e.meta.at,
+                        });
+                        if events.len() == limit {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(FeedPage {
+            events,
+            next_after: cursor,
+        })
+    }
+
+    /// Logs (and decides) a webhook delivery of events already collected.
+    pub(crate) fn authorize_delivery(
+        &self,
+        sub: &Subscription,
+        page: FeedPage,
+    ) -> Result<FeedPage, HubError> {
+        let client = Client {
+            org: sub.org.clone(),
+            subsystem: sub.subsystem.clone(),
+            key_not_after: None,
+        };
+        let meta = CallMeta {
+            purpose: sub.purpose.clone(),
+            end_user: None,
+            case_ref: None,
+        };
+        let fields: Vec<String> = sub.event_types.iter().cloned().collect();
+        let (page, _) = self.exchange(
+            &client,
+            &meta,
+            SERVICE_CHANGE_EVENTS,
+            None,
+            &fields,
+            None,
+            |_| Ok((page, None)),
+        )?;
+        Ok(page)
+    }
+
+    /// Runs one exchange without a consent: decide, do the work, log, answer (for the
+    /// services of sibling modules).
+    pub(crate) fn exchange_public<T>(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        service: &str,
+        person: Option<&str>,
+        fields: &[String],
+        work: impl FnOnce() -> Result<T, HubError>,
+    ) -> Result<(T, u64), HubError> {
+        self.exchange(client, meta, service, person, fields, None, |_| {
+            Ok((work()?, None))
+        })
+    }
+
+    /// The directory of batch jobs.
+    pub(crate) fn jobs_dir(&self) -> &Path {
+        &self.jobs_dir
+    }
+
+    /// The register.
+    pub(crate) fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The log record of one exchange before its outcome is known.
+    pub(crate) fn record_for(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        service: &str,
+        person: Option<&str>,
+        fields: &[String],
+        now: DateTime<Utc>,
+    ) -> AuditRecord {
+        AuditRecord {
+            time: now,
+            caller_org: client.org.clone(),
+            subsystem: client.subsystem.clone(),
+            end_user: meta.end_user.clone().filter(|s| !s.trim().is_empty()),
+            service: service.to_owned(),
+            person: person.map(str::to_owned),
+            fields: fields.to_vec(),
+            purpose: meta.purpose.clone(),
+            case_ref: meta.case_ref.clone().filter(|s| !s.trim().is_empty()),
+            result: ExchangeResult::Served,
+            covert_until: None,
+        }
+    }
+
+    /// Decides one exchange with the rights and the caller's limits (quota and rate are
+    /// consumed as for a single call). `dry_run` decides on a copy of the limits, so nothing
+    /// is consumed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn decide_call(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        service: &str,
+        person: Option<&str>,
+        fields: &[String],
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Result<Grant, Refusal>, HubError> {
+        let mut limits = self
+            .limits
+            .lock()
+            .map_err(|_| internal("limits lock poisoned"))?;
+        let key = format!(
+            "{}/{}/{service}/{}",
+            client.org, client.subsystem, meta.purpose
+        );
+        let mut scratch;
+        let l = if dry_run {
+            scratch = limits.get(&key).cloned().unwrap_or_default();
+            &mut scratch
+        } else {
+            limits.entry(key).or_default()
+        };
+        Ok(decide(
+            &self.config.rights,
+            &AccessRequest {
+                org: &client.org,
+                subsystem: &client.subsystem,
+                service,
+                fields,
+                purpose: &meta.purpose,
+                person: person.unwrap_or(""),
+                end_user: meta.end_user.as_deref(),
+                case_ref: meta.case_ref.as_deref(),
+                consent: None,
+                client_key_not_after: client.key_not_after,
+                now,
+            },
+            l,
+        ))
+    }
+
+    /// Logs one exchange (pub(crate) for the batch jobs).
+    pub(crate) fn log_one(&self, record: &AuditRecord) -> Result<u64, HubError> {
+        self.log(record)
+    }
+
+    /// Logs many exchanges with one disk sync.
+    pub(crate) fn log_many(&self, records: &[AuditRecord]) -> Result<(), HubError> {
+        let mut log = self
+            .audit
+            .lock()
+            .map_err(|_| HubError::AuditUnavailable("lock poisoned".into()))?;
+        let now = self.clock.now();
+        log.append_many(records, now)
+            .map(|_| ())
+            .map_err(|(_, e)| HubError::AuditUnavailable(e.to_string()))
+    }
+
+    /// The hub's configuration.
+    pub(crate) fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// The document store.
+    pub(crate) fn docs(&self) -> &dyn DocStore {
+        self.docs.as_ref()
+    }
+
+    /// Now, by the hub's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Signs a webhook delivery's body.
+    pub(crate) fn sign_delivery(
+        &self,
+        sub: &Subscription,
+        id: &str,
+        events: &[EventNotice],
+    ) -> Result<String, HubError> {
+        let claims = json!({
+            "iss": "dancu-hub",
+            "aud": format!("{}/{}", sub.org, sub.subsystem),
+            "sub": sub.id,
+            "delivery_id": id,
+            "iat": self.clock.now().timestamp(),
+            "events": events,
+        });
+        sign_es256(
+            &self.response_key,
+            "dancu-hub-events+jwt",
+            Some(&self.response_kid),
+            false,
+            &claims,
+        )
+        .map_err(internal)
+    }
+}
+
+/// Fields card verification exploits (names in the rights and the log).
+pub const CARD_VERIFY_FIELDS: [&str; 3] = ["card_data_match", "card_status", "vital_status"];
+
+/// The answer of card verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct CardAnswer {
+    /// The verification, check by check and field by field.
+    #[serde(flatten)]
+    pub verification: CardVerification,
+    /// Seq of the exchange in the log.
+    pub audit_seq: u64,
+}
+
+impl Hub {
+    fn card_work(&self, input: &CardInput) -> Result<CardVerification, HubError> {
+        let chip = crate::cards::decode_input(input).map_err(|e| HubError::Invalid {
+            code: e.code,
+            vi: e.vi,
+            en: e.en,
+        })?;
+        let today = vietnam_date(self.clock.now());
+        let mut store_error = None;
+        let v = crate::cards::check_card(input, chip.as_ref(), &self.card_trust, today, |id| {
+            self.store.person(id).unwrap_or_else(|e| {
+                store_error = Some(e.to_string());
+                None
+            })
+        });
+        match store_error {
+            Some(e) => Err(HubError::Internal(e)),
+            None => Ok(v),
+        }
+    }
+
+    /// Card verification for a member subsystem, within a `card_verify` right: authenticity
+    /// check by check, the card's data against the register, the card's status and the
+    /// holder's vital status. Logged like every exchange.
+    pub fn verify_card(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        input: &CardInput,
+    ) -> Result<CardAnswer, HubError> {
+        crate::cards::decode_input(input).map_err(|e| HubError::Invalid {
+            code: e.code,
+            vi: e.vi,
+            en: e.en,
+        })?;
+        let fields: Vec<String> = CARD_VERIFY_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+        let (verification, seq) = self.exchange(
+            client,
+            meta,
+            SERVICE_CARD_VERIFY,
+            None,
+            &fields,
+            None,
+            |_| {
+                let v = self.card_work(input)?;
+                let person = v.personal_id.clone().filter(|_| v.person_found);
+                Ok((v, person))
+            },
+        )?;
+        Ok(CardAnswer {
+            verification,
+            audit_seq: seq,
+        })
+    }
+
+    /// Card verification for a police officer of the register (Bearer token): the same answer,
+    /// logged in the exchange log under the caller `register-officer` with the officer as the
+    /// end user. The purpose is required.
+    pub fn verify_card_for_officer(
+        &self,
+        officer_id: &str,
+        purpose: &str,
+        input: &CardInput,
+    ) -> Result<CardAnswer, HubError> {
+        if purpose.trim().is_empty() {
+            return Err(HubError::invalid(
+                "purpose_required",
+                "Cần nêu mục đích đối chiếu thẻ",
+                "State the purpose of the card check",
+            ));
+        }
+        crate::cards::decode_input(input).map_err(|e| HubError::Invalid {
+            code: e.code,
+            vi: e.vi,
+            en: e.en,
+        })?;
+        let mut record = AuditRecord {
+            time: self.clock.now(),
+            caller_org: OFFICER_CALLER.to_owned(),
+            subsystem: "api".to_owned(),
+            end_user: Some(officer_id.to_owned()),
+            service: SERVICE_CARD_VERIFY.to_owned(),
+            person: None,
+            fields: CARD_VERIFY_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+            purpose: purpose.trim().to_owned(),
+            case_ref: None,
+            result: ExchangeResult::Served,
+            covert_until: None,
+        };
+        match self.card_work(input) {
+            Ok(v) => {
+                record.person = v.personal_id.clone().filter(|_| v.person_found);
+                let seq = self.log(&record)?;
+                Ok(CardAnswer {
+                    verification: v,
+                    audit_seq: seq,
+                })
+            }
+            Err(e) => {
+                record.result = ExchangeResult::Failed(e.code().to_owned());
+                self.log(&record)?;
+                Err(e)
+            }
+        }
+    }
+}
+
+const PASS_PSEUDONYM_KIND: &str = "hub_pass_pseudonym";
+const PASS_NONCE_KIND: &str = "hub_pass_nonce";
+const CHECK_IN_KIND: &str = "hub_check_in";
+/// Most check-ins one listing returns.
+const CHECK_IN_LIST: u32 = 500;
+
+/// A pass as issued to the person's app.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedPass {
+    /// The compact JWS to show as a QR code.
+    pub qr: String,
+    /// Its expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+fn pass_refusal(e: crate::checkpoint::PassError) -> HubError {
+    HubError::Invalid {
+        code: e.code(),
+        vi: e.message_vi().to_owned(),
+        en: e.to_string(),
+    }
+}
+
+impl Hub {
+    /// Issues a checkpoint pass for a person: a fresh pseudonym and nonce, signed with the
+    /// hub's key, valid for [`crate::checkpoint::PASS_SECONDS`].
+    pub fn issue_pass(
+        &self,
+        person: &str,
+        level: u8,
+        photo_hash: Option<String>,
+    ) -> Result<IssuedPass, HubError> {
+        let pid = parse_id(person)?;
+        if !(1..=2).contains(&level) {
+            return Err(HubError::invalid(
+                "invalid_level",
+                "Mức định danh phải là 1 hoặc 2",
+                "The level must be 1 or 2",
+            ));
+        }
+        if photo_hash
+            .as_ref()
+            .is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(HubError::invalid(
+                "invalid_photo_hash",
+                "Mã băm ảnh phải là SHA-256 dạng hex",
+                "The photo hash must be a hex SHA-256",
+            ));
+        }
+        let p = self.person(&pid)?;
+        if p.is_dead() {
+            return Err(HubError::invalid(
+                "person_dead",
+                "Công dân đã chết; không cấp mã qua điểm kiểm soát",
+                "The person is recorded as dead; no pass is issued",
+            ));
+        }
+        let now = self.clock.now();
+        let exp = now + chrono::Duration::seconds(crate::checkpoint::PASS_SECONDS);
+        let mut raw = [0u8; 24];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut raw);
+        let pseudonym = format!("ps_{}", hex::encode(&raw[..12]));
+        let nonce = hex::encode(&raw[12..]);
+        // The pseudonym resolves to the person only at the hub, and only until the pass is
+        // long expired.
+        self.docs
+            .put(
+                PASS_PSEUDONYM_KIND,
+                &pseudonym,
+                0,
+                &serde_json::to_string(person).map_err(internal)?,
+                Some(exp + chrono::Duration::days(1)),
+            )
+            .map_err(internal)?;
+        let claims = crate::checkpoint::PassClaims {
+            sub: pseudonym,
+            lvl: level,
+            jti: nonce,
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+            ph: photo_hash,
+        };
+        let qr = sign_es256(
+            &self.response_key,
+            crate::checkpoint::PASS_TYPE,
+            Some(&self.response_kid),
+            false,
+            &claims,
+        )
+        .map_err(internal)?;
+        Ok(IssuedPass {
+            qr,
+            expires_at: exp,
+        })
+    }
+
+    /// Records a check-in by a member's checkpoint at `place`: the pass must verify with the
+    /// hub's key, be unexpired and never seen before. Logged like every exchange.
+    pub fn check_in(
+        &self,
+        client: &Client,
+        place: &str,
+        pass: &str,
+    ) -> Result<crate::checkpoint::CheckIn, HubError> {
+        let place = place.trim();
+        if place.is_empty() || place.len() > 100 || place.contains('/') {
+            return Err(HubError::invalid(
+                "invalid_place",
+                "Mã địa điểm phải có từ 1 đến 100 ký tự, không chứa '/'",
+                "The place code must be 1 to 100 characters without '/'",
+            ));
+        }
+        let now = self.clock.now();
+        let claims =
+            crate::checkpoint::verify_pass(pass, &self.jwks(), now).map_err(pass_refusal)?;
+        let meta = CallMeta {
+            purpose: crate::checkpoint::SERVICE_CHECKPOINT.to_owned(),
+            end_user: None,
+            case_ref: None,
+        };
+        let fields = vec!["check_in".to_owned()];
+        let (check_in, _) = self.exchange(
+            client,
+            &meta,
+            crate::checkpoint::SERVICE_CHECKPOINT,
+            None,
+            &fields,
+            None,
+            |_| {
+                let until = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now)
+                    + chrono::Duration::minutes(10);
+                if !self
+                    .docs
+                    .remember_once(PASS_NONCE_KIND, &claims.jti, now, until)
+                    .map_err(internal)?
+                {
+                    return Err(HubError::invalid(
+                        "pass_replayed",
+                        "Mã QR này đã được dùng; hãy mở lại mã mới trên ứng dụng",
+                        "This pass was used before; open a new one in the app",
+                    ));
+                }
+                let person: Option<String> = self
+                    .docs
+                    .get(PASS_PSEUDONYM_KIND, &claims.sub)
+                    .map_err(internal)?
+                    .and_then(|d| serde_json::from_str(&d.json).ok());
+                let c = crate::checkpoint::CheckIn {
+                    org: client.org.clone(),
+                    place: place.to_owned(),
+                    at: now,
+                    level: claims.lvl,
+                    token: claims.sub.clone(),
+                };
+                let json = serde_json::to_string(&c).map_err(internal)?;
+                let stamp = now.format("%Y%m%dT%H%M%S%.3f");
+                let mut keys = vec![format!("org/{}/{stamp}/{}", client.org, claims.jti)];
+                if let Some(p) = &person {
+                    keys.push(format!("person/{p}/{stamp}/{}", claims.jti));
+                }
+                for k in keys {
+                    self.docs
+                        .put(CHECK_IN_KIND, &k, 0, &json, None)
+                        .map_err(internal)?;
+                }
+                Ok((c, person))
+            },
+        )?;
+        Ok(check_in)
+    }
+
+    /// The check-ins at the member's own places, oldest first.
+    pub fn org_check_ins(
+        &self,
+        client: &Client,
+    ) -> Result<Vec<crate::checkpoint::CheckIn>, HubError> {
+        self.check_ins(&format!("org/{}/", client.org))
+    }
+
+    /// Where the person checked in, oldest first.
+    pub fn person_check_ins(
+        &self,
+        person: &str,
+    ) -> Result<Vec<crate::checkpoint::CheckIn>, HubError> {
+        parse_id(person)?;
+        self.check_ins(&format!("person/{person}/"))
+    }
+
+    fn check_ins(&self, prefix: &str) -> Result<Vec<crate::checkpoint::CheckIn>, HubError> {
+        self.docs
+            .list(CHECK_IN_KIND, prefix, CHECK_IN_LIST)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(_, d)| serde_json::from_str(&d.json).map_err(internal))
+            .collect()
+    }
+}
+
+/// The caller recorded in the exchange log for officers' card checks.
+pub const OFFICER_CALLER: &str = "register-officer";
+
+impl HubError {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// Most register events one feed call reads.
+const FEED_SCAN: usize = 20_000;
+
+pub(crate) fn parse_id(id: &str) -> Result<PersonalId, HubError> {
+    id.parse().map_err(|_| {
+        HubError::invalid(
+            "invalid_personal_id",
+            "Số định danh cá nhân phải gồm 12 chữ số hợp lệ",
+            "The personal ID must be 12 valid digits",
+        )
+    })
+}
+
+/// The fields an attribute-match request claims (at least one).
+pub(crate) fn claimed_fields(claims: &Claims) -> Result<Vec<String>, HubError> {
+    let mut fields = Vec::new();
+    for (name, present) in [
+        ("name", claims.name.is_some()),
+        ("date_of_birth", claims.date_of_birth.is_some()),
+        ("sex", claims.sex.is_some()),
+        ("commune_code", claims.commune_code.is_some()),
+        ("alive", claims.alive.is_some()),
+    ] {
+        if present {
+            fields.push(name.to_owned());
+        }
+    }
+    if fields.is_empty() {
+        return Err(HubError::invalid(
+            "no_claims",
+            "Cần nêu ít nhất một thông tin để đối chiếu",
+            "Claim at least one field to match",
+        ));
+    }
+    Ok(fields)
+}
+
+/// The `iss` claim of a compact JWS, unverified (to find the keys to verify it with).
+fn assertion_issuer(token: &str) -> Option<String> {
+    let mut parts = token.split('.');
+    let (_, payload) = (parts.next()?, parts.next()?);
+    let bytes = crate::audit::base64url_decode(payload)?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("iss")?.as_str().map(str::to_owned)
+}

@@ -1,0 +1,224 @@
+//! Webhook delivery of change events: what to send next, and what a delivery's outcome does.
+//! The transport (an HTTP client) is the caller's; this module keeps the state.
+//!
+//! Per subscription with a webhook, the state (a document in the document store) holds the
+//! cursor, the failed attempts of the pending delivery and the dead letters. Deliveries go one
+//! at a time in sequence order, so a person's events arrive in order; a failed delivery is
+//! retried with exponential backoff (2 s doubling to 5 min) and after
+//! [`Webhook::max_attempts`] failures its events go to the dead letters and delivery moves on.
+//! Delivery is at least once: each carries an idempotency id (`<subscription>:<first
+//! seq>-<last seq>`) and each event its own id. The body is a compact JWS (ES256) by the hub's
+//! response key (see the JWKS), so the receiver can check it came from the hub. A subscriber
+//! can replay from any sequence number.
+
+use crate::events::{EventNotice, Subscription};
+use crate::service::{Client, Hub, HubError};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+const STATE_KIND: &str = "hub_webhook";
+/// Most events one delivery carries.
+const BATCH: u32 = 100;
+/// How long a delivery the rights refuse waits before it is decided again.
+const REFUSED_RETRY: TimeDelta = TimeDelta::minutes(1);
+/// Most dead letters kept per subscription (the oldest go first).
+const MAX_DEAD_LETTERS: usize = 10_000;
+
+/// Where and how a subscription is pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The receiver's URL (`http://`; HTTPS needs a TLS-terminating proxy for now).
+    pub url: String,
+    /// Failed attempts before a delivery's events become dead letters.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    8
+}
+
+/// The delivery state of one subscription.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookState {
+    /// Every event up to this seq was delivered or dead-lettered.
+    pub cursor: i64,
+    /// Failed attempts of the pending delivery.
+    pub attempts: u32,
+    /// Not before this instant (backoff).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Events given up on, oldest first.
+    pub dead_letters: Vec<EventNotice>,
+    /// Deliveries that succeeded.
+    pub delivered: u64,
+}
+
+/// One delivery to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Subscription.
+    pub subscription: String,
+    /// Receiver URL.
+    pub url: String,
+    /// Idempotency id.
+    pub id: String,
+    /// The signed body (compact JWS).
+    pub body: String,
+    /// Last seq it carries (the cursor after success).
+    pub last_seq: i64,
+    /// The events it carries.
+    pub events: Vec<EventNotice>,
+}
+
+fn backoff(attempts: u32) -> TimeDelta {
+    TimeDelta::seconds(1i64 << attempts.min(8)).min(TimeDelta::minutes(5))
+}
+
+impl Hub {
+    fn webhook_subscription(&self, id: &str) -> Option<(&Subscription, &Webhook)> {
+        let s = self.config().subscriptions.iter().find(|s| s.id == id)?;
+        Some((s, s.webhook.as_ref()?))
+    }
+
+    /// The delivery state of a subscription (and its document version).
+    fn webhook_state(&self, id: &str) -> Result<(WebhookState, u64), HubError> {
+        match self
+            .docs()
+            .get(STATE_KIND, id)
+            .map_err(HubError::internal)?
+        {
+            None => Ok((WebhookState::default(), 0)),
+            Some(d) => Ok((
+                serde_json::from_str(&d.json).map_err(HubError::internal)?,
+                d.version,
+            )),
+        }
+    }
+
+    fn put_state(&self, id: &str, st: &WebhookState, version: u64) -> Result<(), HubError> {
+        let json = serde_json::to_string(st).map_err(HubError::internal)?;
+        self.docs()
+            .put(STATE_KIND, id, version, &json, None)
+            .map(|_| ())
+            .map_err(HubError::internal)
+    }
+
+    /// The deliveries due now: at most one per subscription with a webhook.
+    pub fn webhook_due(&self) -> Result<Vec<Delivery>, HubError> {
+        let now = self.now();
+        let mut out = Vec::new();
+        for s in &self.config().subscriptions {
+            let Some(hook) = &s.webhook else { continue };
+            let (st, _) = self.webhook_state(&s.id)?;
+            if st.next_attempt_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            let page = self.collect_events(s, st.cursor, BATCH)?;
+            if page.events.is_empty() {
+                if page.next_after != st.cursor {
+                    // Nothing matched up to there: move the cursor without a delivery.
+                    let (mut st, v) = self.webhook_state(&s.id)?;
+                    st.cursor = st.cursor.max(page.next_after);
+                    self.put_state(&s.id, &st, v)?;
+                }
+                continue;
+            }
+            // Within the rights, as a pull would be; a refusal is logged and decided again later.
+            let page = match self.authorize_delivery(s, page) {
+                Ok(p) => p,
+                Err(HubError::Refused(_)) => {
+                    // Ask again in a while rather than log a refusal at every poll.
+                    let (mut st, v) = self.webhook_state(&s.id)?;
+                    st.next_attempt_at = Some(now + REFUSED_RETRY);
+                    self.put_state(&s.id, &st, v)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let first = page.events.first().map_or(0, |e| e.seq);
+            let last = page.events.last().map_or(0, |e| e.seq);
+            let id = format!("{}:{first}-{last}", s.id);
+            let body = self.sign_delivery(s, &id, &page.events)?;
+            out.push(Delivery {
+                subscription: s.id.clone(),
+                url: hook.url.clone(),
+                id,
+                body,
+                last_seq: last,
+                events: page.events,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a delivery's outcome: success moves the cursor; failure backs off, and after the
+    /// subscription's attempt limit dead-letters the events and moves on.
+    pub fn webhook_done(&self, d: &Delivery, ok: bool) -> Result<(), HubError> {
+        let Some((_, hook)) = self.webhook_subscription(&d.subscription) else {
+            return Ok(());
+        };
+        let max = hook.max_attempts.max(1);
+        let (mut st, version) = self.webhook_state(&d.subscription)?;
+        if st.cursor >= d.last_seq {
+            return Ok(());
+        }
+        if ok {
+            st.cursor = d.last_seq;
+            st.attempts = 0;
+            st.next_attempt_at = None;
+            st.delivered += 1;
+        } else {
+            st.attempts += 1;
+            if st.attempts >= max {
+                st.dead_letters.extend(d.events.iter().cloned());
+                let over = st.dead_letters.len().saturating_sub(MAX_DEAD_LETTERS);
+                st.dead_letters.drain(..over);
+                st.cursor = d.last_seq;
+                st.attempts = 0;
+                st.next_attempt_at = None;
+            } else {
+                st.next_attempt_at = Some(self.now() + backoff(st.attempts));
+            }
+        }
+        self.put_state(&d.subscription, &st, version)
+    }
+
+    /// The delivery state of the caller's subscription.
+    pub fn webhook_status(
+        &self,
+        client: &Client,
+        subscription: &str,
+    ) -> Result<WebhookState, HubError> {
+        self.own_webhook(client, subscription)?;
+        Ok(self.webhook_state(subscription)?.0)
+    }
+
+    /// Replays from `after` (the next delivery starts with the first event after it); clears
+    /// the backoff. Dead letters stay for the record.
+    pub fn webhook_replay(
+        &self,
+        client: &Client,
+        subscription: &str,
+        after: i64,
+    ) -> Result<WebhookState, HubError> {
+        self.own_webhook(client, subscription)?;
+        let (mut st, version) = self.webhook_state(subscription)?;
+        st.cursor = after.max(0);
+        st.attempts = 0;
+        st.next_attempt_at = None;
+        self.put_state(subscription, &st, version)?;
+        Ok(st)
+    }
+
+    fn own_webhook(&self, client: &Client, subscription: &str) -> Result<(), HubError> {
+        match self.webhook_subscription(subscription) {
+            Some((s, _)) if s.org == client.org && s.subsystem == client.subsystem => Ok(()),
+            _ => Err(HubError::Invalid {
+                code: "unknown_subscription",
+                vi: "Hệ thống không có đăng ký nhận thông báo qua webhook này".into(),
+                en: "The subsystem has no such webhook subscription".into(),
+            }),
+        }
+    }
+}
