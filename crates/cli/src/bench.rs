@@ -7,19 +7,25 @@
 //! * get-person over HTTP (keep-alive, loopback): throughput and latency beside an empty JSON
 //!   handler on the same server;
 //! * name search over HTTP: latency percentiles.
+//!
+//! `dancu bench --idp` measures the e-ID provider instead (see [`idp`]).
+
+mod idp;
 
 use crate::config::Config;
 use dancu_domain::event::EventMeta;
 use dancu_domain::officer::{Jurisdiction, Officer, Role};
 use dancu_domain::person::Person;
 use dancu_registry::credentials;
-use dancu_store::{ImportRow, OfficerRecord, Store};
+use dancu_store::{ImportRow, Importer, OfficerRecord, Store};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod hub;
 
 /// Options of `dancu bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -40,9 +46,18 @@ pub struct BenchArgs {
     /// Skip the HTTP measurements (generation and import only).
     #[arg(long)]
     pub skip_http: bool,
+    /// Measure the data-sharing hub (attribute match over HTTP beside the empty handler, batch
+    /// verification) instead of the register's HTTP reads.
+    #[arg(long)]
+    pub hub: bool,
     /// Keep the benchmark database in this directory instead of a temporary one.
     #[arg(long)]
     pub work_dir: Option<std::path::PathBuf>,
+    /// Measure the e-ID provider (client-credentials tokens, passcode logins beside raw
+    /// Argon2id, code-exchange latency) instead of the register; uses `--seconds` and
+    /// `--connections`.
+    #[arg(long)]
+    pub idp: bool,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -60,6 +75,9 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// Runs the suite and prints the JSON report on standard output.
 pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
+    if args.idp {
+        return idp::run(config, &args);
+    }
     let dir = match &args.work_dir {
         Some(d) => {
             std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
@@ -82,19 +100,23 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
             None => dancu_store::open(work.join("dancu.sqlite3").to_str().unwrap_or_default())
                 .map_err(|e| e.to_string())?,
         };
+        // A sample of up to 500,000 people in ID order: their IDs, and every 97th name.
         let mut ids = Vec::new();
         let mut names = Vec::new();
-        let _ = store.for_each_person(&mut |p| {
-            ids.push(p.id.to_string());
-            if ids.len() % 97 == 0 {
-                names.push((p.name.full(), p.date_of_birth.year()));
+        let mut after = None;
+        while ids.len() < 500_000 {
+            let page = store
+                .persons_after(after.as_ref(), 5_000)
+                .map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for p in page {
+                ids.push(p.id.to_string());
+                if ids.len() % 97 == 0 {
+                    names.push((p.name.full(), p.date_of_birth.year()));
+                }
             }
-            if ids.len() >= 500_000 {
-                Err(dancu_store::StoreError::Backend("enough".into()))
-            } else {
-                Ok(())
-            }
-        });
+        }
         report.insert(
             "people_in_database".into(),
             json!(store.count_people().map_err(|e| e.to_string())?),
@@ -147,6 +169,25 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
             serde_json::to_string_pretty(&serde_json::Value::Object(report))
                 .map_err(|e| e.to_string())?
         );
+        return Ok(());
+    }
+    if args.hub {
+        let ids: Vec<String> = people.iter().map(|p| p.id.to_string()).collect();
+        drop(people);
+        let db = match &config.database_url {
+            Some(url) => url.clone(),
+            None => work.join("dancu.sqlite3").to_string_lossy().into_owned(),
+        };
+        let hub = hub::bench_hub(store, &db, &work, &ids, &args)?;
+        report.insert("hub".into(), hub);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::Value::Object(report))
+                .map_err(|e| e.to_string())?
+        );
+        if let Some(d) = dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
         return Ok(());
     }
     let token = bench_officer(store.as_ref())?;
@@ -260,12 +301,13 @@ fn bench_import_sqlite(
     let store: Arc<dyn Store> =
         Arc::new(dancu_store::sqlite::SqliteStore::open(&db_path).map_err(|e| e.to_string())?);
     eprintln!("[bench] store import…");
-    let import_secs = import_all(store.as_ref(), people, households)?;
+    let (import_secs, bulk) = import_all(store.as_ref(), people, households)?;
     let n = people.len() as f64;
     Ok((
         store,
         json!({
             "backend": "sqlite",
+            "path": if bulk { "bulk load into an empty register: rollback journal, indexes built at the end (counted)" } else { "batch by batch" },
             "people_per_second": round(n / import_secs, 0),
             "bare_insert_rows_per_second": round(n / bare_secs, 0),
             "ratio_to_bare_insert": round(bare_secs / import_secs, 3),
@@ -275,36 +317,63 @@ fn bench_import_sqlite(
     ))
 }
 
+/// CPU seconds (user + system) of this process so far, from /proc (0 where unavailable).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn import_all(
     store: &dyn Store,
     people: &[Person],
     households: &[dancu_domain::event::Household],
-) -> Result<f64, String> {
+) -> Result<(f64, bool), String> {
     let meta = import_meta();
+    // The rows as a file parser would hand them over, made before the clock starts.
+    let rows: Vec<ImportRow> = people
+        .iter()
+        .zip(1..)
+        .map(|(p, line)| ImportRow {
+            line,
+            person: p.clone(),
+        })
+        .collect();
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
-    let mut line = 0u64;
-    for batch in people.chunks(crate::transfer::BATCH) {
-        let rows: Vec<ImportRow> = batch
-            .iter()
-            .map(|p| {
-                line += 1;
-                ImportRow {
-                    line,
-                    person: p.clone(),
-                }
-            })
-            .collect();
-        store
-            .import_batch("bench", &rows, &meta)
-            .map_err(|e| e.to_string())?;
+    let mut importer = Importer::new(store, "bench", &meta).map_err(|e| e.to_string())?;
+    for batch in rows.chunks(crate::transfer::BATCH) {
+        importer.people(batch).map_err(|e| e.to_string())?;
     }
-    let secs = start.elapsed().as_secs_f64();
+    // Households are loaded after the people and are not counted, but the index build at the
+    // end is.
+    let cpu1 = cpu_seconds();
+    let households_start = Instant::now();
     for batch in households.chunks(crate::transfer::BATCH) {
-        store
-            .import_households(batch, &meta)
-            .map_err(|e| e.to_string())?;
+        importer.households(batch).map_err(|e| e.to_string())?;
     }
-    Ok(secs)
+    let households_secs = households_start.elapsed().as_secs_f64();
+    let bulk = importer.is_bulk();
+    let finish_start = Instant::now();
+    let cpu2 = cpu_seconds();
+    importer.finish().map_err(|e| e.to_string())?;
+    eprintln!(
+        "[bench] import CPU: people {:.2} s, indexes {:.2} s",
+        cpu1 - cpu0,
+        cpu_seconds() - cpu2
+    );
+    eprintln!(
+        "[bench] import: people {:.2} s, households {households_secs:.2} s (not counted), indexes {:.2} s",
+        (households_start - start).as_secs_f64(),
+        finish_start.elapsed().as_secs_f64()
+    );
+    Ok((start.elapsed().as_secs_f64() - households_secs, bulk))
 }
 
 fn bench_import_postgres(
@@ -338,7 +407,7 @@ fn bench_import_postgres(
     let bare_secs = start.elapsed().as_secs_f64();
     let _ = client.batch_execute("DROP TABLE IF EXISTS bench_bare");
     eprintln!("[bench] store import (PostgreSQL)…");
-    let import_secs = import_all(store.as_ref(), people, households)?;
+    let (import_secs, _) = import_all(store.as_ref(), people, households)?;
     let n = people.len() as f64;
     Ok((
         store,
@@ -351,9 +420,12 @@ fn bench_import_postgres(
     ))
 }
 
-/// Makes the next request of a load run: path, JSON body and the X-Purpose header if any.
+/// Makes the next request of a load run: path, JSON body and one extra header if any (e.g.
+/// X-Purpose, X-Client-Assertion).
 type MakeRequest = Arc<
-    dyn Fn(&mut rand::rngs::StdRng) -> (&'static str, String, Option<&'static str>) + Send + Sync,
+    dyn Fn(&mut rand::rngs::StdRng) -> (&'static str, String, Option<(&'static str, String)>)
+        + Send
+        + Sync,
 >;
 
 struct LoadResult {
@@ -405,13 +477,13 @@ async fn load(
             let mut lat = Vec::with_capacity(100_000);
             let (mut ok, mut err) = (0u64, 0u64);
             while Instant::now() < deadline {
-                let (path, body, purpose) = make(&mut rng);
+                let (path, body, extra) = make(&mut rng);
                 let mut req = hyper::Request::post(path)
                     .header("host", "bench")
                     .header("content-type", "application/json")
                     .header("authorization", format!("Bearer {token}"));
-                if let Some(p) = purpose {
-                    req = req.header("x-purpose", p);
+                if let Some((name, value)) = extra {
+                    req = req.header(name, value);
                 }
                 let req = req
                     .body(Full::new(Bytes::from(body)))
@@ -501,7 +573,7 @@ fn bench_http(
         (
             "/api/v1/persons/get",
             format!(r#"{{"id":"{id}"}}"#),
-            Some("benchmark"),
+            Some(("x-purpose", "benchmark".to_owned())),
         )
     });
     let empty: MakeRequest = Arc::new(|_| ("/api/ping", String::from("{}"), None));
@@ -517,7 +589,7 @@ fn bench_http(
         (
             "/api/v1/persons/search",
             body.to_string(),
-            Some("benchmark"),
+            Some(("x-purpose", "benchmark".to_owned())),
         )
     });
     let _ = client_rt.block_on(load(

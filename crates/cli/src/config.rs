@@ -22,6 +22,21 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     /// `json` (default) or `pretty`.
     pub log_format: Option<String>,
+    /// OpenID Connect issuer URL (default `http://<listen>`).
+    pub issuer: Option<String>,
+    /// `http://` URL of an SMS relay; unset writes one-time codes to `sms-outbox.ndjson` in the
+    /// data directory (development).
+    pub sms_url: Option<String>,
+    /// Argon2id memory of passcode hashes in KiB (default 19456, i.e. 19 MiB).
+    pub passcode_memory_kib: Option<u32>,
+    /// Argon2id passes of passcode hashes (default 2).
+    pub passcode_iterations: Option<u32>,
+    /// The data-sharing hub's members and rights (JSON); default `<data dir>/hub.json` if it
+    /// exists (without one the hub's services answer `hub_not_configured`).
+    pub hub_config: Option<PathBuf>,
+    /// Most bytes the exchange log's live segments may take; exchanges past it are refused
+    /// (default: no limit beyond the disk).
+    pub audit_max_bytes: Option<u64>,
 }
 
 /// The settings in force.
@@ -35,6 +50,16 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Log format.
     pub log_json: bool,
+    /// OpenID Connect issuer URL, no trailing slash.
+    pub issuer: String,
+    /// SMS relay URL; `None` means the development outbox file.
+    pub sms_url: Option<String>,
+    /// Argon2id parameters of passcode hashes.
+    pub passcode: dancu_eid::authn::passcode::PasscodeParams,
+    /// The hub's members and rights file, when given explicitly.
+    pub hub_config: Option<PathBuf>,
+    /// Byte budget of the exchange log.
+    pub audit_max_bytes: Option<u64>,
 }
 
 /// What the command line and environment said (clap fills it).
@@ -55,6 +80,24 @@ pub struct ConfigArgs {
     /// Log format: json or pretty [default: json].
     #[arg(long, env = "DANCU_LOG_FORMAT", global = true)]
     pub log_format: Option<String>,
+    /// OpenID Connect issuer URL [default: http://<listen>].
+    #[arg(long, env = "DANCU_ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// SMS relay URL (http://…); unset writes codes to sms-outbox.ndjson in the data directory.
+    #[arg(long, env = "DANCU_SMS_URL", global = true)]
+    pub sms_url: Option<String>,
+    /// Argon2id memory of passcode hashes in KiB [default: 19456].
+    #[arg(long, env = "DANCU_PASSCODE_MEMORY_KIB", global = true)]
+    pub passcode_memory_kib: Option<u32>,
+    /// Argon2id passes of passcode hashes [default: 2].
+    #[arg(long, env = "DANCU_PASSCODE_ITERATIONS", global = true)]
+    pub passcode_iterations: Option<u32>,
+    /// Data-sharing hub members and rights (JSON) [default: <data dir>/hub.json if present].
+    #[arg(long, env = "DANCU_HUB_CONFIG", global = true)]
+    pub hub_config: Option<PathBuf>,
+    /// Most bytes the exchange log may take; exchanges past it are refused [default: none].
+    #[arg(long, env = "DANCU_AUDIT_MAX_BYTES", global = true)]
+    pub audit_max_bytes: Option<u64>,
 }
 
 impl ConfigArgs {
@@ -99,11 +142,42 @@ impl ConfigArgs {
             "pretty" => false,
             other => return Err(format!("log format must be json or pretty, got {other:?}")),
         };
+        let issuer = self
+            .issuer
+            .clone()
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+            return Err(format!("the issuer must be an http(s) URL; got {issuer:?}"));
+        }
+        let sms_url = self.sms_url.clone().or(file.sms_url);
+        let defaults = dancu_eid::authn::passcode::PasscodeParams::default();
+        let passcode = dancu_eid::authn::passcode::PasscodeParams {
+            m_kib: self
+                .passcode_memory_kib
+                .or(file.passcode_memory_kib)
+                .unwrap_or(defaults.m_kib),
+            t: self
+                .passcode_iterations
+                .or(file.passcode_iterations)
+                .unwrap_or(defaults.t),
+            ..defaults
+        };
+        // Refuse parameters Argon2 would refuse now, not at the first registration.
+        dancu_eid::authn::passcode::PasscodeHasher::new(passcode)
+            .map_err(|e| format!("passcode hashing parameters: {e}"))?;
         Ok(Config {
             listen,
             data_dir,
             database_url,
             log_json,
+            issuer,
+            sms_url,
+            passcode,
+            hub_config: self.hub_config.clone().or(file.hub_config),
+            audit_max_bytes: self.audit_max_bytes.or(file.audit_max_bytes),
         })
     }
 }
@@ -139,6 +213,44 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(c.database_url.is_none());
         assert!(c.store_location().ends_with("dancu.sqlite3"));
+        assert_eq!(c.issuer, format!("http://{DEFAULT_LISTEN}"));
+        assert_eq!((c.passcode.m_kib, c.passcode.t), (19 * 1024, 2));
+        let bad = ConfigArgs {
+            passcode_iterations: Some(0),
+            ..Default::default()
+        };
+        assert!(bad.resolve().is_err());
+    }
+
+    #[test]
+    fn hub_settings_come_from_the_file_or_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dancu.toml");
+        std::fs::write(
+            &path,
+            "hub_config = \"/etc/hub.json\"\naudit_max_bytes = 1000\n",
+        )
+        .unwrap();
+        let c = ConfigArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.hub_config, Some(PathBuf::from("/etc/hub.json")));
+        assert_eq!(c.audit_max_bytes, Some(1000));
+        let c = ConfigArgs {
+            config: Some(path),
+            audit_max_bytes: Some(5),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(c.audit_max_bytes, Some(5));
+        assert_eq!(
+            ConfigArgs::default().resolve().unwrap().audit_max_bytes,
+            None
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::server;
 use dancu_domain::event::EventMeta;
 use dancu_domain::officer::{Jurisdiction, Officer, Role};
 use dancu_registry::credentials;
-use dancu_store::{ImportRow, OfficerRecord, Store};
+use dancu_store::{ImportRow, Importer, OfficerRecord, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc::sync_channel;
 
@@ -62,6 +62,7 @@ pub fn load_synthetic(
     let import_id = format!("synth:{seed}:{people}");
     let mut loaded = 0u64;
     let mut line = 0u64;
+    let mut importer = Importer::new(store, &import_id, &meta).map_err(|e| e.to_string())?;
     for chunk in rx {
         let mut rows = Vec::with_capacity(dancu_synth::CHUNK_PEOPLE + 16);
         let mut households = Vec::with_capacity(chunk.len());
@@ -72,16 +73,15 @@ pub fn load_synthetic(
             }
             households.push(h.household);
         }
-        let dupes = store
-            .import_batch(&import_id, &rows, &meta)
-            .map_err(|e| e.to_string())?;
-        store
-            .import_households(&households, &meta)
+        let dupes = importer.people(&rows).map_err(|e| e.to_string())?;
+        importer
+            .households(&households)
             .map_err(|e| e.to_string())?;
         loaded += (rows.len() - dupes.len()) as u64;
         progress.inc(rows.len() as u64);
     }
     let _ = generator.join();
+    importer.finish().map_err(|e| e.to_string())?;
     Ok(loaded)
 }
 
@@ -160,7 +160,7 @@ pub fn run(config: &Config, people: u64, seed: u64, serve: bool) -> Result<(), S
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("creating {}: {e}", config.data_dir.display()))?;
-    let store = server::open_store(config)?;
+    let (store, docs) = server::open_stores(config)?;
     let existing = store.count_people().map_err(|e| e.to_string())?;
     if existing == 0 {
         eprintln!("Creating a synthetic population of {people} people (seed {seed})…");
@@ -195,8 +195,9 @@ pub fn run(config: &Config, people: u64, seed: u64, serve: bool) -> Result<(), S
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let app = server::app_with_idp(store, docs, config)?;
     rt.block_on(async {
-        let bound = server::Bound::bind(config.listen, server::app(store)).await?;
+        let bound = server::Bound::bind(config.listen, app).await?;
         print_credentials(&creds, Some(bound.local_addr()));
         bound.serve(server::shutdown_signal()).await
     })
@@ -205,18 +206,11 @@ pub fn run(config: &Config, people: u64, seed: u64, serve: bool) -> Result<(), S
 fn busiest_commune(store: &dyn Store) -> Option<String> {
     // A sample is enough: the first page of people in ID order, counted by commune.
     let mut counts = std::collections::HashMap::<String, u32>::new();
-    let mut seen = 0;
-    let _ = store.for_each_person(&mut |p| {
+    for p in store.persons_after(None, 5_000).ok()? {
         if let Some(c) = p.home_commune() {
             *counts.entry(c).or_default() += 1;
         }
-        seen += 1;
-        if seen >= 5000 {
-            Err(dancu_store::StoreError::Backend("enough".into()))
-        } else {
-            Ok(())
-        }
-    });
+    }
     counts
         .into_iter()
         .max_by_key(|(c, n)| (*n, std::cmp::Reverse(c.clone())))

@@ -1,6 +1,8 @@
-//! The `dancu` binary's pieces: configuration, server wiring, bulk transfer, demo data and the
-//! benchmark suite. `main.rs` only parses the command line and calls these.
+//! The `dancu` binary's pieces: configuration, server wiring, bulk transfer, demo data, the
+//! benchmark suite and the exchange-log audit. `main.rs` only parses the command line and calls
+//! these.
 
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod demo;

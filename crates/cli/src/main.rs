@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use dancu::config::{Config, ConfigArgs};
 use dancu::transfer::{self, Format};
-use dancu::{bench, demo, server};
+use dancu::{audit, bench, demo, server};
 use dancu_domain::officer::{Jurisdiction, Officer, Role};
 use dancu_registry::credentials;
 use std::path::PathBuf;
@@ -64,6 +64,78 @@ enum Cmd {
     },
     /// Run the benchmark suite and print JSON.
     Bench(bench::BenchArgs),
+    /// OpenID Connect clients (relying parties) of the e-ID provider.
+    Client {
+        #[command(subcommand)]
+        command: ClientCmd,
+    },
+    /// The data-sharing hub's tamper-evident exchange log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Verify the exchange log of the data directory: every record, its chain and the signed
+    /// checkpoints. Prints a JSON report; names the first bad record and exits non-zero when
+    /// the log is not intact.
+    Verify {
+        /// Checkpoint public key (JWK file) kept outside the data directory; default: the
+        /// one in the log directory.
+        #[arg(long)]
+        trusted_key: Option<PathBuf>,
+    },
+    /// Move old segments of the exchange log to `audit/archive/` (retention): only those under
+    /// the last signed checkpoint, never one with a covert access still under embargo, never
+    /// the newest. Prints the plan as JSON.
+    Archive {
+        /// Keep records at least this many days.
+        #[arg(long, default_value_t = 1825)]
+        keep_days: u32,
+        /// Also archive (oldest first) while the live log is over this many bytes.
+        #[arg(long)]
+        max_live_bytes: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCmd {
+    /// Register a client; prints it as JSON, with the generated secret for
+    /// client_secret_basic (shown once; only its hash is stored).
+    Add {
+        /// Client ID.
+        #[arg(long)]
+        id: String,
+        /// Name shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Redirect URI, matched exactly (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// client_secret_basic or private_key_jwt.
+        #[arg(long, default_value = "private_key_jwt")]
+        auth: String,
+        /// A JSON file with the client's public keys ({"keys": [...]}) for private_key_jwt.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// Authorization requests only through PAR.
+        #[arg(long)]
+        require_par: bool,
+        /// Tokens only DPoP-bound.
+        #[arg(long)]
+        require_dpop: bool,
+        /// Public subject identifiers (dancu's own pages) instead of pairwise.
+        #[arg(long)]
+        public_subject: bool,
+        /// Scope the client may ask for (repeat; default openid and profile).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// May use the client-credentials grant.
+        #[arg(long)]
+        machine: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,10 +195,16 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Cmd::Serve => {
             init_logging(&config);
-            let store = server::open_store(&config)?;
+            let (store, docs) = server::open_stores(&config)?;
             let backend = store.backend();
+            let hub = server::open_hub(&config, store.clone(), docs.clone())?;
+            let app = server::app_full(store, docs, &config, hub.clone())?;
             runtime()?.block_on(async {
-                let bound = server::Bound::bind(config.listen, server::app(store)).await?;
+                if let Some(h) = &hub {
+                    server::spawn_checkpoint_timer(h.clone());
+                    server::spawn_webhook_sender(h.clone(), std::time::Duration::from_millis(500));
+                }
+                let bound = server::Bound::bind(config.listen, app).await?;
                 tracing::info!(addr = %bound.local_addr(), backend, "serving");
                 eprintln!(
                     "dancu serving on http://{} (database: {backend})",
@@ -236,6 +314,74 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(&config, args),
+        Cmd::Audit {
+            command: AuditCmd::Verify { trusted_key },
+        } => audit::verify(&config, trusted_key.as_deref()),
+        Cmd::Audit {
+            command:
+                AuditCmd::Archive {
+                    keep_days,
+                    max_live_bytes,
+                },
+        } => audit::archive(&config, keep_days, max_live_bytes),
+        Cmd::Client {
+            command:
+                ClientCmd::Add {
+                    id,
+                    name,
+                    redirect_uris,
+                    auth,
+                    jwks,
+                    require_par,
+                    require_dpop,
+                    public_subject,
+                    scopes,
+                    machine,
+                },
+        } => {
+            let jwks = match jwks {
+                None => Vec::new(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+                    #[derive(serde::Deserialize)]
+                    struct Keys {
+                        keys: Vec<dancu_eid::oidc::jws::Jwk>,
+                    }
+                    serde_json::from_str::<Keys>(&text)
+                        .map_err(|e| format!("{}: {e}", path.display()))?
+                        .keys
+                }
+            };
+            let reg = dancu_idp::ClientRegistration {
+                id,
+                name,
+                redirect_uris,
+                token_endpoint_auth_method: auth,
+                jwks,
+                require_par,
+                require_dpop,
+                subject_type: Some(if public_subject { "public" } else { "pairwise" }.into()),
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                machine,
+            };
+            let (store, docs) = server::open_stores(&config)?;
+            let registry = std::sync::Arc::new(dancu_registry::Registry::new(
+                store,
+                std::sync::Arc::new(dancu_domain::clock::SystemClock),
+                None,
+            ));
+            let idp = server::idp(registry, docs, &config)?;
+            let out = idp.register_client(&reg).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+            );
+            if out.client_secret.is_some() {
+                eprintln!("Keep the client_secret: it is shown only once.");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -1,8 +1,15 @@
-//! Wiring: open the store, build the registry and the router, serve until Ctrl-C or SIGTERM.
+//! Wiring: open the store, build the registry, the e-ID service, the data-sharing hub and the
+//! router, serve until Ctrl-C or SIGTERM.
 
 use crate::config::Config;
 use dancu_domain::clock::SystemClock;
+use dancu_hub::audit::AuditSettings;
+use dancu_hub::cards::CardTrust;
+use dancu_hub::members::HubConfig;
+use dancu_hub::service::Hub;
+use dancu_idp::{Idp, IdpConfig, IdpDeps};
 use dancu_registry::Registry;
+use dancu_store::docs::DocStore;
 use std::sync::Arc;
 
 /// Opens the configured store.
@@ -14,6 +21,204 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn dancu_store::Store>, String
 pub fn app(store: Arc<dyn dancu_store::Store>) -> axum::Router {
     let registry = Arc::new(Registry::new(store, Arc::new(SystemClock), None));
     dancu_http::router(dancu_http::AppState::new(registry))
+}
+
+/// The register store and the e-ID document store over one set of connections.
+pub type Stores = (Arc<dyn dancu_store::Store>, Arc<dyn DocStore>);
+
+/// Opens the configured store as both the register store and the e-ID document store.
+pub fn open_stores(config: &Config) -> Result<Stores, String> {
+    dancu_store::docs::open_with_docs(&config.store_location())
+        .map_err(|e| format!("opening the database: {e}"))
+}
+
+/// The e-ID service over the register: SMS through the configured relay, or the development
+/// outbox file in the data directory; the demo face verifier.
+pub fn idp(
+    registry: Arc<Registry>,
+    docs: Arc<dyn DocStore>,
+    config: &Config,
+) -> Result<Arc<Idp>, String> {
+    let sms: Arc<dyn dancu_idp::SmsGateway> = match &config.sms_url {
+        Some(url) => Arc::new(dancu_idp::sms::HttpGateway::new(url)?),
+        None => Arc::new(dancu_idp::sms::OutboxGateway::new(
+            config.data_dir.join("sms-outbox.ndjson"),
+        )),
+    };
+    let deps = IdpDeps {
+        docs,
+        clock: registry.clock().clone(),
+        registry,
+        sms,
+        face: Arc::new(dancu_eid::face::DemoFaceVerifier),
+        seed: None,
+    };
+    let mut cfg = IdpConfig::new(&config.issuer);
+    cfg.passcode = config.passcode;
+    let idp = Idp::open(cfg, deps)
+        .map(Arc::new)
+        .map_err(|e| format!("starting the e-ID service: {e}"))?;
+    spawn_purge(Arc::downgrade(&idp));
+    Ok(idp)
+}
+
+/// Every ten minutes, deletes expired e-ID records (codes, sessions, pushed requests, replay
+/// keys) and usage entries past the five-year retention, until the service is dropped.
+fn spawn_purge(idp: std::sync::Weak<Idp>) {
+    let _ = std::thread::Builder::new()
+        .name("eid-purge".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(600));
+                let Some(idp) = idp.upgrade() else { return };
+                match idp.purge() {
+                    Ok(n) => tracing::debug!(rows = n, "e-ID purge"),
+                    Err(e) => tracing::warn!(error = %e, "e-ID purge failed"),
+                }
+            }
+        });
+}
+
+/// Builds the application with the e-ID service and OpenID Connect provider.
+pub fn app_with_idp(
+    store: Arc<dyn dancu_store::Store>,
+    docs: Arc<dyn DocStore>,
+    config: &Config,
+) -> Result<axum::Router, String> {
+    app_full(store, docs, config, None)
+}
+
+/// Builds the whole application: the register, the e-ID service and OpenID Connect provider,
+/// and the data-sharing hub when given.
+pub fn app_full(
+    store: Arc<dyn dancu_store::Store>,
+    docs: Arc<dyn DocStore>,
+    config: &Config,
+    hub: Option<Arc<Hub>>,
+) -> Result<axum::Router, String> {
+    let registry = Arc::new(Registry::new(store, Arc::new(SystemClock), None));
+    let idp = idp(registry.clone(), docs, config)?;
+    let state = dancu_http::AppState::new(registry).with_idp(idp);
+    Ok(dancu_http::router(match hub {
+        Some(h) => state.with_hub(h),
+        None => state,
+    }))
+}
+
+/// Builds the application over a store, with the data-sharing hub when given.
+pub fn app_with_hub(store: Arc<dyn dancu_store::Store>, hub: Option<Arc<Hub>>) -> axum::Router {
+    let registry = Arc::new(Registry::new(store, Arc::new(SystemClock), None));
+    let state = dancu_http::AppState::new(registry);
+    dancu_http::router(match hub {
+        Some(h) => state.with_hub(h),
+        None => state,
+    })
+}
+
+/// Opens the data-sharing hub when its members-and-rights file exists (explicitly named, or
+/// `hub.json` in the data directory). Its exchange log is in `<data dir>/audit`, its response
+/// key in `<data dir>/hub`, the CSCA certificates and CRLs card verification trusts in
+/// `<data dir>/card-trust` (`*.pem`, `*.crl`, `*.ml`).
+pub fn open_hub(
+    config: &Config,
+    store: Arc<dyn dancu_store::Store>,
+    docs: Arc<dyn DocStore>,
+) -> Result<Option<Arc<Hub>>, String> {
+    let path = match &config.hub_config {
+        Some(p) => p.clone(),
+        None => {
+            let p = config.data_dir.join("hub.json");
+            if !p.exists() {
+                return Ok(None);
+            }
+            p
+        }
+    };
+    let hub_config = HubConfig::load(&path)?;
+    let hub = Hub::open(
+        hub_config,
+        store,
+        docs,
+        Arc::new(SystemClock),
+        &crate::audit::log_dir(config),
+        &config.data_dir.join("hub"),
+        AuditSettings {
+            max_live_bytes: config.audit_max_bytes,
+            ..AuditSettings::default()
+        },
+    )?
+    .with_card_trust(CardTrust::load_dir(&config.data_dir.join("card-trust"))?);
+    let hub = Arc::new(hub);
+    // Batch jobs that were running when the process stopped carry on.
+    let resumed = dancu_hub::batch::resume(&hub).map_err(|e| e.to_string())?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resuming batch verification jobs");
+    }
+    Ok(Some(hub))
+}
+
+/// Pushes change events to the subscriptions' webhooks, polling for due deliveries every
+/// `every`. Deliveries are sequential, each with a 10-second timeout; the hub keeps the state.
+pub fn spawn_webhook_sender(hub: Arc<Hub>, every: std::time::Duration) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let h = hub.clone();
+            let due = match tokio::task::spawn_blocking(move || h.webhook_due()).await {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "preparing webhook deliveries failed");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            for d in due {
+                let req = hyper::Request::post(d.url.as_str())
+                    .header("content-type", "application/jose")
+                    .header("idempotency-key", d.id.as_str())
+                    .body(Full::new(Bytes::from(d.body.clone())));
+                let ok = match req {
+                    Ok(req) => matches!(
+                        tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            client.request(req)
+                        )
+                        .await,
+                        Ok(Ok(resp)) if resp.status().is_success()
+                    ),
+                    Err(_) => false,
+                };
+                if !ok {
+                    tracing::warn!(subscription = %d.subscription, delivery = %d.id, "webhook delivery failed");
+                }
+                let h = hub.clone();
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || h.webhook_done(&d, ok)).await
+                {
+                    tracing::error!(error = %e, "recording a webhook outcome failed");
+                }
+            }
+        }
+    });
+}
+
+/// Signs the hub's time-based checkpoints every few seconds until the process ends.
+pub fn spawn_checkpoint_timer(hub: Arc<Hub>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            let h = hub.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || h.tick()).await {
+                tracing::error!(error = %e, "signing an exchange-log checkpoint failed");
+            }
+        }
+    });
 }
 
 /// A server bound to a socket, not yet serving.
@@ -32,6 +237,11 @@ impl Bound {
         Ok(Self { listener, app })
     }
 
+    /// A server on a listener bound already (tests that need the address to build the app).
+    pub fn from_listener(listener: tokio::net::TcpListener, app: axum::Router) -> Self {
+        Self { listener, app }
+    }
+
     /// The bound address.
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.listener
@@ -44,7 +254,11 @@ impl Bound {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), String> {
-        axum::serve(self.listener, self.app)
+        // The peer address feeds the per-source login throttle.
+        let app = self
+            .app
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| e.to_string())

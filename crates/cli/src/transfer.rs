@@ -12,7 +12,7 @@ use dancu_domain::admin::{Address, Scheme};
 use dancu_domain::event::{EventMeta, PersonChange, apply};
 use dancu_domain::person::{LegacyCmnd, Person, Residence, Sex};
 use dancu_domain::{CmndNumber, PartialDate, PersonName, PersonalId, Problem};
-use dancu_store::{ImportRow, Store};
+use dancu_store::{ImportRow, Importer, Store};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -451,14 +451,13 @@ pub fn import_file(
         ..Default::default()
     };
     let mut rejects = Vec::new();
+    let mut importer = Importer::new(store, &import_id, &meta).map_err(|e| e.to_string())?;
     for batch in rx {
         let mut batch = batch?;
         // The progress mark is the last loaded row's line: rejected lines after it are read
         // again on a resumed run, which only rejects them again.
         if !batch.rows.is_empty() {
-            let dupes = store
-                .import_batch(&import_id, &batch.rows, &meta)
-                .map_err(|e| e.to_string())?;
+            let dupes = importer.people(&batch.rows).map_err(|e| e.to_string())?;
             let dup_set: HashSet<u64> = dupes.iter().copied().collect();
             for r in batch.rows.iter().filter(|r| dup_set.contains(&r.line)) {
                 rejects.push(reject_msg(
@@ -474,6 +473,10 @@ pub fn import_file(
         progress.inc(batch.bytes);
     }
     let _ = parser.join();
+    if importer.is_bulk() {
+        progress.set_message("building indexes");
+    }
+    importer.finish().map_err(|e| e.to_string())?;
     report.rejected = rejects.len() as u64;
     report.seconds = start.elapsed().as_secs_f64();
     rejects.sort_by_key(|r| r.line);

@@ -1,11 +1,15 @@
-//! The HTTP surface: JSON APIs for officers, the OpenAPI 3.1 document, health and metrics.
+//! The HTTP surface: JSON APIs for officers, the data-sharing hub's APIs for member systems
+//! (module `hub`), the OpenAPI 3.1 document, health and metrics, and (in [`oidc`]) the OpenID
+//! Connect provider with its pages.
 //!
 //! Handlers only translate: they authenticate the caller, parse the body, run the use-case on a
 //! blocking thread and turn its answer or [`dancu_registry::RegistryError`] into JSON or
 //! problem+json. Rules live in `dancu-domain` and `dancu-registry`, never here. Personal data
 //! travels only in POST bodies, never in URLs.
 
+mod hub;
 mod metrics;
+pub mod oidc;
 mod problem;
 
 pub use metrics::Metrics;
@@ -19,7 +23,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use dancu_domain::officer::Officer;
 use dancu_registry::commands::*;
-use dancu_registry::{Command, Idempotency, PersonSearch, Registry, Written, credentials};
+use dancu_registry::{Command, Idempotency, Logged, PersonSearch, Registry, Written, credentials};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -32,8 +36,16 @@ use utoipa::OpenApi;
 pub struct AppState {
     /// The register's use-cases.
     pub registry: Arc<Registry>,
+    /// The e-ID service and OpenID Connect provider, when the server runs one.
+    pub idp: Option<Arc<dancu_idp::Idp>>,
+    /// The data-sharing hub, when configured.
+    pub hub: Option<Arc<dancu_hub::service::Hub>>,
     metrics: Arc<Metrics>,
     tokens: Arc<RwLock<HashMap<String, (Officer, Instant)>>>,
+    /// Run point reads on the async worker instead of the blocking pool: set for the embedded
+    /// store, whose reads are memory-mapped page lookups of a few microseconds, where handing
+    /// the work to another thread costs more than the work.
+    inline_reads: bool,
 }
 
 /// How long a verified token is trusted without asking the store again.
@@ -42,11 +54,27 @@ const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
 impl AppState {
     /// State over a registry.
     pub fn new(registry: Arc<Registry>) -> Self {
+        let inline_reads = registry.store().backend() == "sqlite";
         Self {
             registry,
+            idp: None,
+            hub: None,
             metrics: Arc::new(Metrics::new()),
             tokens: Arc::default(),
+            inline_reads,
         }
+    }
+
+    /// The same state with the e-ID service and OpenID Connect provider.
+    pub fn with_idp(mut self, idp: Arc<dancu_idp::Idp>) -> Self {
+        self.idp = Some(idp);
+        self
+    }
+
+    /// The same state with the data-sharing hub's services.
+    pub fn with_hub(mut self, hub: Arc<dancu_hub::service::Hub>) -> Self {
+        self.hub = Some(hub);
+        self
     }
 
     async fn officer(&self, headers: &HeaderMap) -> Result<Officer, ApiError> {
@@ -344,6 +372,31 @@ where
     blocking(move || f(&registry, &officer, &purpose, q)).await
 }
 
+/// Runs a read whose answer is released once the access log has it: inline on the async worker
+/// for the embedded store, else on a blocking thread; the wait for the log never holds a thread.
+async fn logged_read<Q>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    f: impl FnOnce(&Registry, &Officer, &str, Q) -> dancu_registry::Result<Logged<String>>
+    + Send
+    + 'static,
+) -> Result<Response, ApiError>
+where
+    Q: DeserializeOwned + Send + 'static,
+{
+    let officer = state.officer(&headers).await?;
+    let q: Q = parse(&body)?;
+    let purpose = purpose(&headers);
+    let logged = if state.inline_reads {
+        f(&state.registry, &officer, &purpose, q)?
+    } else {
+        let registry = state.registry.clone();
+        blocking(move || f(&registry, &officer, &purpose, q)).await?
+    };
+    Ok(json_response(200, logged.release().await?))
+}
+
 fn to_json<T: Serialize>(v: &T) -> Result<Response, ApiError> {
     serde_json::to_string(v)
         .map(|s| json_response(200, s))
@@ -360,11 +413,10 @@ async fn get_person(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let json = query(state, headers, body, |r, o, p, q: PersonRef| {
-        r.person_json(o, p, &q.id)
+    logged_read(state, headers, body, |r, o, p, q: PersonRef| {
+        r.read_person_json(o, p, &q.id)
     })
-    .await?;
-    Ok(json_response(200, json))
+    .await
 }
 
 /// A person's full history: every event with who, when, why and the legal basis.
@@ -427,11 +479,10 @@ async fn search_people(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let json = query(state, headers, body, |r, o, p, q: PersonSearch| {
-        r.search_json(o, p, &q)
+    logged_read(state, headers, body, |r, o, p, q: PersonSearch| {
+        r.read_search_json(o, p, &q)
     })
-    .await?;
-    Ok(json_response(200, json))
+    .await
 }
 
 /// Who read a person's data, newest first.
@@ -567,7 +618,10 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI 3.1 document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(oidc::EidApi::openapi());
+    doc.merge(<hub::HubApiDoc as OpenApi>::openapi());
+    doc
 }
 
 async fn openapi_json() -> Response {
@@ -618,6 +672,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .merge(oidc::router())
+        .merge(hub::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))
         .with_state(state)

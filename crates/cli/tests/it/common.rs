@@ -20,7 +20,7 @@ pub const NGOC_HA: &str = "00008";
 
 /// With `DANCU_TEST_API_BACKEND=postgres` (and `DANCU_TEST_DATABASE_URL`), each test server
 /// runs on a fresh PostgreSQL schema instead of SQLite, so the API suite covers both backends.
-fn api_backend_url() -> Option<(String, String)> {
+pub fn api_backend_url() -> Option<(String, String)> {
     if std::env::var("DANCU_TEST_API_BACKEND").ok().as_deref() != Some("postgres") {
         return None;
     }
@@ -57,6 +57,10 @@ pub struct TestServer {
     pub commune: String,
     pub viewer: String,
     pub registrar: String,
+    /// The e-ID service, for servers started with [`TestServer::start_with_idp`].
+    pub idp: Option<Arc<dancu_idp::Idp>>,
+    /// Where the development SMS gateway writes one-time codes.
+    pub sms_outbox: std::path::PathBuf,
     pg_schema: Option<String>,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -106,12 +110,22 @@ fn officer(store: &dyn Store, id: &str, role: Role, j: Jurisdiction) -> String {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_inner(false).await
+    }
+
+    /// A server that also runs the e-ID service and OpenID Connect provider, its issuer being
+    /// the server's own base URL.
+    pub async fn start_with_idp() -> Self {
+        Self::start_inner(true).await
+    }
+
+    async fn start_inner(with_idp: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pg = off_runtime(api_backend_url);
         let sqlite_path = dir.path().join("t.sqlite3");
-        let store = off_runtime(|| match &pg {
-            Some((url, _)) => dancu_store::open(url).unwrap(),
-            None => dancu_store::open(sqlite_path.to_str().unwrap()).unwrap(),
+        let (store, docs) = off_runtime(|| match &pg {
+            Some((url, _)) => dancu_store::docs::open_with_docs(url).unwrap(),
+            None => dancu_store::docs::open_with_docs(sqlite_path.to_str().unwrap()).unwrap(),
         });
         let clock = Arc::new(FixedClock::new(
             Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap(),
@@ -121,11 +135,34 @@ impl TestServer {
             clock.clone() as Arc<dyn Clock>,
             Some(42),
         ));
-        let app = dancu_http::router(dancu_http::AppState::new(registry));
-        let bound = dancu::server::Bound::bind("127.0.0.1:0".parse().unwrap(), app)
-            .await
-            .unwrap();
-        let base = format!("http://{}", bound.local_addr());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let sms_outbox = dir.path().join("sms-outbox.ndjson");
+        let mut state = dancu_http::AppState::new(registry.clone());
+        let mut idp = None;
+        if with_idp {
+            let mut cfg = dancu_idp::IdpConfig::new(&base);
+            // Cheaper Argon2id in tests; the parameters themselves are tested in the eid crate.
+            cfg.passcode = dancu_eid::authn::passcode::PasscodeParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            };
+            cfg.key_cache = std::time::Duration::ZERO;
+            let deps = dancu_idp::IdpDeps {
+                docs,
+                registry,
+                clock: clock.clone() as Arc<dyn Clock>,
+                sms: Arc::new(dancu_idp::sms::OutboxGateway::new(sms_outbox.clone())),
+                face: Arc::new(dancu_eid::face::DemoFaceVerifier),
+                seed: Some(7),
+            };
+            let i = Arc::new(off_runtime(|| dancu_idp::Idp::open(cfg, deps).unwrap()));
+            state = state.with_idp(i.clone());
+            idp = Some(i);
+        }
+        let app = dancu_http::router(state);
+        let bound = dancu::server::Bound::from_listener(listener, app);
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(bound.serve(async move {
             let _ = rx.await;
@@ -153,6 +190,8 @@ impl TestServer {
             commune,
             viewer,
             registrar,
+            idp,
+            sms_outbox,
             pg_schema: pg.map(|(_, schema)| schema),
             _dir: dir,
             _stop: stop,
@@ -281,6 +320,11 @@ impl TestServer {
         });
         assert!(dupes.is_empty());
         id.to_string()
+    }
+
+    /// The test clock's now.
+    pub fn now_utc(&self) -> chrono::DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn advance_days(&self, days: i64) {

@@ -3,6 +3,10 @@
 //! port and talks HTTP to it, plus tests that run the `dancu` binary as a child process and kill
 //! it with SIGKILL.
 
+mod audit;
+mod cards;
 mod common;
 mod crash;
+mod hub;
+mod oidc;
 mod register;
