@@ -376,3 +376,84 @@ pub fn decode_spki(der: &[u8]) -> Result<SubjectPublicKeyInfoOwned, Reason> {
     SubjectPublicKeyInfoOwned::from_der(der)
         .map_err(|e| Reason::new("crypto.bad_public_key", e.to_string()))
 }
+
+#[cfg(test)]
+mod curve_tests {
+    //! The fixtures cover RSA, RSA-PSS, P-256 and brainpoolP256r1 end to end; these tests sign
+    //! with the other curves the verifier accepts (P-384, P-521, brainpoolP384r1), in DER and in
+    //! plain r‖s form, and check that a changed message or a key on another curve is refused.
+    use super::*;
+    use der::asn1::{Any, BitString};
+    use signature::hazmat::PrehashSigner;
+
+    fn spki(curve: ObjectIdentifier, point: &[u8]) -> SubjectPublicKeyInfoOwned {
+        SubjectPublicKeyInfoOwned {
+            algorithm: AlgorithmIdentifierOwned {
+                oid: OID_EC_PUBLIC_KEY,
+                parameters: Some(Any::from(&curve)),
+            },
+            subject_public_key: BitString::from_bytes(point).unwrap(),
+        }
+    }
+
+    macro_rules! curve_case {
+        ($name:ident, $curve:ty, $oid:expr, $hash:expr, $len:expr) => {
+            #[test]
+            fn $name() {
+                let mut secret = [0u8; $len];
+                secret[$len - 1] = 0x2a;
+                secret[3] = 0x11;
+                let sk = ecdsa::SigningKey::<$curve>::from_slice(&secret).unwrap();
+                let point = sk.verifying_key().to_sec1_point(false);
+                let key = spki($oid, point.as_bytes());
+                let message = b"signed attributes of an SOD";
+                let sig: ecdsa::Signature<$curve> =
+                    sk.sign_prehash(&$hash.digest(message)).unwrap();
+                for plain in [false, true] {
+                    let bytes = if plain {
+                        sig.to_bytes().to_vec()
+                    } else {
+                        sig.to_der().as_bytes().to_vec()
+                    };
+                    let scheme = SignatureScheme::Ecdsa { hash: $hash, plain };
+                    verify_signature(&key, scheme, message, &bytes).unwrap();
+                    let refused =
+                        verify_signature(&key, scheme, b"signed attributes of another SOD", &bytes)
+                            .unwrap_err();
+                    assert_eq!(refused.code, "crypto.signature_invalid");
+                }
+                // The same point announced on another curve is not a valid key there.
+                let wrong = spki(OID_P256, point.as_bytes());
+                let scheme = SignatureScheme::Ecdsa {
+                    hash: $hash,
+                    plain: false,
+                };
+                assert!(
+                    verify_signature(&wrong, scheme, message, &sig.to_der().as_bytes()).is_err()
+                );
+            }
+        };
+    }
+
+    curve_case!(
+        p384_sha384,
+        p384::NistP384,
+        OID_P384,
+        HashAlgorithm::Sha384,
+        48
+    );
+    curve_case!(
+        p521_sha512,
+        p521::NistP521,
+        OID_P521,
+        HashAlgorithm::Sha512,
+        66
+    );
+    curve_case!(
+        brainpool_p384_sha384,
+        bp384::BrainpoolP384r1,
+        OID_BP384R1,
+        HashAlgorithm::Sha384,
+        48
+    );
+}
