@@ -37,6 +37,10 @@ pub struct FileConfig {
     /// Most bytes the exchange log's live segments may take; exchanges past it are refused
     /// (default: no limit beyond the disk).
     pub audit_max_bytes: Option<u64>,
+    /// NATS server that change-event subscriptions with a `nats` subject are published to.
+    pub nats_url: Option<String>,
+    /// JetStream stream covering those subjects (default `DANCU_EVENTS`).
+    pub nats_stream: Option<String>,
 }
 
 /// The settings in force.
@@ -60,6 +64,8 @@ pub struct Config {
     pub hub_config: Option<PathBuf>,
     /// Byte budget of the exchange log.
     pub audit_max_bytes: Option<u64>,
+    /// The NATS JetStream publisher of change events, when configured.
+    pub nats: Option<crate::push::NatsSettings>,
 }
 
 /// What the command line and environment said (clap fills it).
@@ -98,6 +104,12 @@ pub struct ConfigArgs {
     /// Most bytes the exchange log may take; exchanges past it are refused [default: none].
     #[arg(long, env = "DANCU_AUDIT_MAX_BYTES", global = true)]
     pub audit_max_bytes: Option<u64>,
+    /// NATS server for change events to JetStream (nats://host:port) [default: none].
+    #[arg(long, env = "DANCU_NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// JetStream stream name for change events [default: DANCU_EVENTS].
+    #[arg(long, env = "DANCU_NATS_STREAM", global = true)]
+    pub nats_stream: Option<String>,
 }
 
 impl ConfigArgs {
@@ -168,6 +180,36 @@ impl ConfigArgs {
         // Refuse parameters Argon2 would refuse now, not at the first registration.
         dancu_eid::authn::passcode::PasscodeHasher::new(passcode)
             .map_err(|e| format!("passcode hashing parameters: {e}"))?;
+        let nats_url = self
+            .nats_url
+            .clone()
+            .or(file.nats_url)
+            .filter(|s| !s.trim().is_empty());
+        let nats = match nats_url {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("nats://") || url.starts_with("tls://")) {
+                    return Err(format!(
+                        "DANCU_NATS_URL must be a nats:// or tls:// URL; got {url:?}"
+                    ));
+                }
+                let stream = self
+                    .nats_stream
+                    .clone()
+                    .or(file.nats_stream)
+                    .unwrap_or_else(|| crate::push::DEFAULT_STREAM.to_owned());
+                if stream.is_empty()
+                    || !stream
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return Err(format!(
+                        "the NATS stream name must be letters, digits, '_' or '-'; got {stream:?}"
+                    ));
+                }
+                Some(crate::push::NatsSettings { url, stream })
+            }
+        };
         Ok(Config {
             listen,
             data_dir,
@@ -178,6 +220,7 @@ impl ConfigArgs {
             passcode,
             hub_config: self.hub_config.clone().or(file.hub_config),
             audit_max_bytes: self.audit_max_bytes.or(file.audit_max_bytes),
+            nats,
         })
     }
 }
@@ -251,6 +294,30 @@ mod tests {
             ConfigArgs::default().resolve().unwrap().audit_max_bytes,
             None
         );
+    }
+
+    #[test]
+    fn nats_publisher_is_off_unless_a_url_is_given_and_checked() {
+        assert!(ConfigArgs::default().resolve().unwrap().nats.is_none());
+        let c = ConfigArgs {
+            nats_url: Some("nats://127.0.0.1:4222".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let n = c.nats.unwrap();
+        assert_eq!(
+            (n.url.as_str(), n.stream.as_str()),
+            ("nats://127.0.0.1:4222", "DANCU_EVENTS")
+        );
+        for (url, stream) in [("http://127.0.0.1:4222", None), ("nats://x:1", Some("a.b"))] {
+            let bad = ConfigArgs {
+                nats_url: Some(url.into()),
+                nats_stream: stream.map(str::to_owned),
+                ..Default::default()
+            };
+            assert!(bad.resolve().is_err(), "{url} {stream:?}");
+        }
     }
 
     #[test]

@@ -6,5 +6,6 @@ pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod push;
 pub mod server;
 pub mod transfer;

@@ -202,7 +202,11 @@ fn run(cli: Cli) -> Result<(), String> {
             runtime()?.block_on(async {
                 if let Some(h) = &hub {
                     server::spawn_checkpoint_timer(h.clone());
-                    server::spawn_webhook_sender(h.clone(), std::time::Duration::from_millis(500));
+                    server::spawn_webhook_sender(
+                        h.clone(),
+                        std::time::Duration::from_millis(500),
+                        config.nats.clone(),
+                    );
                 }
                 let bound = server::Bound::bind(config.listen, app).await?;
                 tracing::info!(addr = %bound.local_addr(), backend, "serving");

@@ -157,54 +157,13 @@ pub fn open_hub(
     Ok(Some(hub))
 }
 
-/// Pushes change events to the subscriptions' webhooks, polling for due deliveries every
-/// `every`. Deliveries are sequential, each with a 10-second timeout; the hub keeps the state.
-pub fn spawn_webhook_sender(hub: Arc<Hub>, every: std::time::Duration) {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let h = hub.clone();
-            let due = match tokio::task::spawn_blocking(move || h.webhook_due()).await {
-                Ok(Ok(d)) => d,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "preparing webhook deliveries failed");
-                    continue;
-                }
-                Err(_) => continue,
-            };
-            for d in due {
-                let req = hyper::Request::post(d.url.as_str())
-                    .header("content-type", "application/jose")
-                    .header("idempotency-key", d.id.as_str())
-                    .body(Full::new(Bytes::from(d.body.clone())));
-                let ok = match req {
-                    Ok(req) => matches!(
-                        tokio::time::timeout(
-                            std::time::Duration::from_secs(10),
-                            client.request(req)
-                        )
-                        .await,
-                        Ok(Ok(resp)) if resp.status().is_success()
-                    ),
-                    Err(_) => false,
-                };
-                if !ok {
-                    tracing::warn!(subscription = %d.subscription, delivery = %d.id, "webhook delivery failed");
-                }
-                let h = hub.clone();
-                if let Ok(Err(e)) =
-                    tokio::task::spawn_blocking(move || h.webhook_done(&d, ok)).await
-                {
-                    tracing::error!(error = %e, "recording a webhook outcome failed");
-                }
-            }
-        }
-    });
+/// Pushes change events to the subscriptions' webhooks and NATS subjects (see [`crate::push`]).
+pub fn spawn_webhook_sender(
+    hub: Arc<Hub>,
+    every: std::time::Duration,
+    nats: Option<crate::push::NatsSettings>,
+) {
+    crate::push::spawn(hub, every, nats);
 }
 
 /// Signs the hub's time-based checkpoints every few seconds until the process ends.

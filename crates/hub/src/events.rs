@@ -46,6 +46,9 @@ pub struct Subscription {
     /// Push the events to this receiver.
     #[serde(default)]
     pub webhook: Option<crate::webhooks::Webhook>,
+    /// Or publish them to this NATS JetStream subject (when the server has a NATS URL).
+    #[serde(default)]
+    pub nats: Option<crate::webhooks::NatsPush>,
 }
 
 /// One change, as the subscriber is told.

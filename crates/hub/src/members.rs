@@ -136,6 +136,20 @@ impl HubConfig {
                     s.id
                 ));
             }
+            if s.webhook.is_some() && s.nats.is_some() {
+                return Err(format!(
+                    "subscription {} names both a webhook and a NATS subject; choose one",
+                    s.id
+                ));
+            }
+            if let Some(n) = &s.nats
+                && !crate::webhooks::valid_nats_subject(&n.subject)
+            {
+                return Err(format!(
+                    "subscription {}: {:?} is not a NATS subject one can publish to",
+                    s.id, n.subject
+                ));
+            }
         }
         Ok(())
     }

@@ -10,6 +10,11 @@
 //! seq>-<last seq>`) and each event its own id. The body is a compact JWS (ES256) by the hub's
 //! response key (see the JWKS), so the receiver can check it came from the hub. A subscriber
 //! can replay from any sequence number.
+//!
+//! A subscription may instead name a NATS JetStream subject ([`NatsPush`]): the same
+//! deliveries, signed the same way, are published there by the server's sender (with the
+//! delivery id as `Nats-Msg-Id`, so JetStream drops a delivery published twice within its
+//! duplicate window), and count as delivered once the stream has acknowledged them.
 
 use crate::events::{EventNotice, Subscription};
 use crate::service::{Client, Hub, HubError};
@@ -39,6 +44,36 @@ fn default_attempts() -> u32 {
     8
 }
 
+/// Where a subscription is published on NATS JetStream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsPush {
+    /// The subject, e.g. `dancu.events.bank-a` (no wildcards); the server's stream covers it.
+    pub subject: String,
+    /// Failed attempts before a delivery's events become dead letters.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+/// Whether `s` is a NATS subject one can publish to: dot-separated tokens of printable ASCII,
+/// none empty, no wildcards.
+pub fn valid_nats_subject(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.split('.').all(|t| {
+            !t.is_empty() && t != "*" && t != ">" && t.bytes().all(|b| b.is_ascii_graphic())
+        })
+}
+
+/// Where one delivery goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushTarget {
+    /// An HTTP POST to this URL.
+    Webhook(String),
+    /// A JetStream publish to this subject.
+    Nats(String),
+}
+
 /// The delivery state of one subscription.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookState {
@@ -59,8 +94,8 @@ pub struct WebhookState {
 pub struct Delivery {
     /// Subscription.
     pub subscription: String,
-    /// Receiver URL.
-    pub url: String,
+    /// Where it goes.
+    pub target: PushTarget,
     /// Idempotency id.
     pub id: String,
     /// The signed body (compact JWS).
@@ -71,14 +106,25 @@ pub struct Delivery {
     pub events: Vec<EventNotice>,
 }
 
+/// The push target of a subscription and its attempt limit (a webhook wins over NATS; the
+/// configuration check refuses a subscription with both).
+fn push_of(s: &Subscription) -> Option<(PushTarget, u32)> {
+    if let Some(h) = &s.webhook {
+        return Some((PushTarget::Webhook(h.url.clone()), h.max_attempts));
+    }
+    let n = s.nats.as_ref()?;
+    Some((PushTarget::Nats(n.subject.clone()), n.max_attempts))
+}
+
 fn backoff(attempts: u32) -> TimeDelta {
     TimeDelta::seconds(1i64 << attempts.min(8)).min(TimeDelta::minutes(5))
 }
 
 impl Hub {
-    fn webhook_subscription(&self, id: &str) -> Option<(&Subscription, &Webhook)> {
+    fn webhook_subscription(&self, id: &str) -> Option<(&Subscription, PushTarget, u32)> {
         let s = self.config().subscriptions.iter().find(|s| s.id == id)?;
-        Some((s, s.webhook.as_ref()?))
+        let (target, max) = push_of(s)?;
+        Some((s, target, max))
     }
 
     /// The delivery state of a subscription (and its document version).
@@ -104,12 +150,28 @@ impl Hub {
             .map_err(HubError::internal)
     }
 
-    /// The deliveries due now: at most one per subscription with a webhook.
+    /// The NATS subjects the subscriptions publish to, sorted, each once (the stream the
+    /// server's publisher keeps must cover them).
+    pub fn nats_subjects(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .config()
+            .subscriptions
+            .iter()
+            .filter_map(|s| s.nats.as_ref().map(|n| n.subject.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The deliveries due now: at most one per subscription with a webhook or NATS subject.
     pub fn webhook_due(&self) -> Result<Vec<Delivery>, HubError> {
         let now = self.now();
         let mut out = Vec::new();
         for s in &self.config().subscriptions {
-            let Some(hook) = &s.webhook else { continue };
+            let Some((target, _)) = push_of(s) else {
+                continue;
+            };
             let (st, _) = self.webhook_state(&s.id)?;
             if st.next_attempt_at.is_some_and(|t| now < t) {
                 continue;
@@ -142,7 +204,7 @@ impl Hub {
             let body = self.sign_delivery(s, &id, &page.events)?;
             out.push(Delivery {
                 subscription: s.id.clone(),
-                url: hook.url.clone(),
+                target,
                 id,
                 body,
                 last_seq: last,
@@ -155,10 +217,10 @@ impl Hub {
     /// Records a delivery's outcome: success moves the cursor; failure backs off, and after the
     /// subscription's attempt limit dead-letters the events and moves on.
     pub fn webhook_done(&self, d: &Delivery, ok: bool) -> Result<(), HubError> {
-        let Some((_, hook)) = self.webhook_subscription(&d.subscription) else {
+        let Some((_, _, max)) = self.webhook_subscription(&d.subscription) else {
             return Ok(());
         };
-        let max = hook.max_attempts.max(1);
+        let max = max.max(1);
         let (mut st, version) = self.webhook_state(&d.subscription)?;
         if st.cursor >= d.last_seq {
             return Ok(());
@@ -213,12 +275,38 @@ impl Hub {
 
     fn own_webhook(&self, client: &Client, subscription: &str) -> Result<(), HubError> {
         match self.webhook_subscription(subscription) {
-            Some((s, _)) if s.org == client.org && s.subsystem == client.subsystem => Ok(()),
+            Some((s, _, _)) if s.org == client.org && s.subsystem == client.subsystem => Ok(()),
             _ => Err(HubError::Invalid {
                 code: "unknown_subscription",
-                vi: "Hệ thống không có đăng ký nhận thông báo qua webhook này".into(),
-                en: "The subsystem has no such webhook subscription".into(),
+                vi: "Hệ thống không có đăng ký nhận thông báo qua webhook hoặc NATS này".into(),
+                en: "The subsystem has no such webhook or NATS subscription".into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_nats_subject;
+
+    #[test]
+    fn nats_subjects_to_publish_to() {
+        for ok in ["dancu.events", "dancu.events.bank-a", "x", "a.b_c.d-1"] {
+            assert!(valid_nats_subject(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            ".a",
+            "a.",
+            "a.*",
+            "a.>",
+            "a b",
+            "sự.kiện",
+            "a.\tb",
+        ] {
+            assert!(!valid_nats_subject(bad), "{bad:?}");
+        }
+        assert!(!valid_nats_subject(&"a".repeat(256)));
     }
 }

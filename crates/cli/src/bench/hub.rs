@@ -235,7 +235,7 @@ pub(super) fn bench_hub(
     let start = Instant::now();
     {
         let _g = server_rt.enter();
-        crate::server::spawn_webhook_sender(hub, std::time::Duration::from_millis(1));
+        crate::server::spawn_webhook_sender(hub, std::time::Duration::from_millis(1), None);
     }
     let limit = std::time::Duration::from_secs(args.seconds * 3);
     while received.load(Ordering::Relaxed) < expected && start.elapsed() < limit {

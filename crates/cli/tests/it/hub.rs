@@ -61,7 +61,7 @@ fn right(id: &str, sub: &str, service: &str, fields: &[&str], extra: Value) -> V
     r
 }
 
-fn hub_config(now: chrono::DateTime<Utc>, webhook: Option<&str>) -> HubConfig {
+fn hub_config(now: chrono::DateTime<Utc>, webhook: Option<&str>, nats: bool) -> HubConfig {
     let attrs = ["name", "date_of_birth", "sex", "commune_code", "alive"];
     let mut c: HubConfig = serde_json::from_value(json!({
         "members": [{
@@ -119,6 +119,17 @@ fn hub_config(now: chrono::DateTime<Utc>, webhook: Option<&str>) -> HubConfig {
             .unwrap(),
         );
     }
+    if nats {
+        c.subscriptions.push(
+            serde_json::from_value(json!({
+                "id": "push-nats", "org": "bank-a", "subsystem": "ekyc",
+                "event_types": ["record_imported"], "purpose": "account_opening",
+                "nats": {"subject": "dancu.events.bank-a", "max_attempts": 50},
+            }))
+            .unwrap(),
+        );
+    }
+    c.check().unwrap();
     c
 }
 
@@ -161,6 +172,12 @@ impl HubServer {
     }
 
     async fn start_with(webhook: Option<&str>) -> Self {
+        Self::start_with_push(webhook, None).await
+    }
+
+    /// With a webhook subscription (`push`) and/or a NATS one (`push-nats`, published through
+    /// the server at `nats`).
+    async fn start_with_push(webhook: Option<&str>, nats: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_owned();
         let db = data_dir.join("dancu.sqlite3");
@@ -177,7 +194,7 @@ impl HubServer {
             Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap(),
         ));
         let hub = Hub::open(
-            hub_config(clock.now(), webhook),
+            hub_config(clock.now(), webhook, nats.is_some()),
             store.clone(),
             docs,
             clock.clone() as Arc<dyn Clock>,
@@ -195,7 +212,15 @@ impl HubServer {
             Some(42),
         ));
         let hub = Arc::new(hub);
-        dancu::server::spawn_webhook_sender(hub.clone(), std::time::Duration::from_millis(20));
+        let nats = nats.map(|url| dancu::push::NatsSettings {
+            url: url.to_owned(),
+            stream: "DANCU_TEST".into(),
+        });
+        dancu::server::spawn_webhook_sender(
+            hub.clone(),
+            std::time::Duration::from_millis(20),
+            nats,
+        );
         let app = dancu_http::router(dancu_http::AppState::new(registry).with_hub(hub));
         let bound = dancu::server::Bound::bind("127.0.0.1:0".parse().unwrap(), app)
             .await
@@ -1817,4 +1842,189 @@ async fn hub_batch_job_spanning_several_chunks_answers_every_row_once_in_order()
     assert!(answers.iter().zip(1..).all(|(a, n)| a["row"] == n));
     assert_eq!(answers[20_004]["result"], "served");
     assert_eq!(s.log().len(), 20_005);
+}
+
+/// A real `nats-server` with JetStream on a port of its own, storing in `dir`.
+struct Nats {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Nats {
+    /// Starts the server (again, on the same port and storage, when `port` is given); `None`
+    /// when `nats-server` is not installed and the run does not require it.
+    fn start(dir: &std::path::Path, port: Option<u16>) -> Option<Self> {
+        let bin = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("DANCU_REQUIRE_NATS").is_none(),
+                "DANCU_REQUIRE_NATS is set but nats-server is not installed"
+            );
+            eprintln!("skipping: nats-server is not installed (apt-get install nats-server)");
+            return None;
+        };
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        });
+        let mut child = std::process::Command::new(bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self { child, port });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("nats-server did not start on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The messages of the test stream, as (Nats-Msg-Id, verified claims), in stream order.
+async fn stream_messages(url: &str, key: &Jwk) -> Vec<(String, Value)> {
+    let Ok(client) = async_nats::connect(url).await else {
+        return Vec::new();
+    };
+    let js = async_nats::jetstream::new(client);
+    let Ok(stream) = js.get_stream("DANCU_TEST").await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for seq in 1.. {
+        let Ok(m) = stream.get_raw_message(seq).await else {
+            break;
+        };
+        assert_eq!(m.subject.as_str(), "dancu.events.bank-a");
+        let id = m.headers.get("Nats-Msg-Id").unwrap().as_str().to_owned();
+        let body = std::str::from_utf8(&m.payload).unwrap();
+        let claims: Value = decode_unverified(body)
+            .unwrap()
+            .verify(key, &[Alg::ES256])
+            .unwrap();
+        out.push((id, claims));
+    }
+    out
+}
+
+fn events_of(messages: &[(String, Value)]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (id, claims) in messages {
+        assert_eq!(claims["delivery_id"], id.as_str());
+        assert_eq!(claims["sub"], "push-nats");
+        out.extend(claims["events"].as_array().unwrap().iter().cloned());
+    }
+    out
+}
+
+#[tokio::test]
+async fn hub_nats_jetstream_gets_every_event_in_order_through_a_server_restart() {
+    let nats_dir = tempfile::tempdir().unwrap();
+    let Some(nats) = Nats::start(nats_dir.path(), None) else {
+        return;
+    };
+    let url = nats.url();
+    let s = HubServer::start_with_push(None, Some(&url)).await;
+    let key = s.hub_key().await;
+    let mut ids = Vec::new();
+    for i in 0..3u32 {
+        ids.push(s.person_in(40 + i, "Đinh Thị Lan", Sex::Female, 1985, &[], BA_DINH));
+    }
+    s.wait_until("three events on the stream", async || {
+        events_of(&stream_messages(&url, &key).await).len() >= 3
+    })
+    .await;
+
+    // The NATS server goes away: deliveries fail and back off, nothing is skipped.
+    let port = nats.stop();
+    for i in 3..5u32 {
+        ids.push(s.person_in(40 + i, "Đinh Thị Lan", Sex::Female, 1985, &[], BA_DINH));
+    }
+    s.wait_until("a failed attempt", async || {
+        // A fresh assertion each time: the clock moves on while waiting.
+        let a = s.assertion("ekyc", 1, "urn:dancu:hub");
+        let (st, v) = s
+            .call_with(
+                "/api/hub/v1/events/webhook/status",
+                Some(&a),
+                json!({"subscription": "push-nats"}),
+            )
+            .await;
+        st == 200 && v["attempts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+
+    // Back on the same storage: the rest arrive, in register order, each once.
+    let _nats = Nats::start(nats_dir.path(), Some(port)).unwrap();
+    s.wait_until("five events on the stream", async || {
+        events_of(&stream_messages(&url, &key).await).len() >= 5
+    })
+    .await;
+    let events = events_of(&stream_messages(&url, &key).await);
+    let people: Vec<&str> = events
+        .iter()
+        .map(|e| e["person"].as_str().unwrap())
+        .collect();
+    assert_eq!(people, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let a = s.assertion("ekyc", 1, "urn:dancu:hub");
+    let (st, v) = s
+        .call_with(
+            "/api/hub/v1/events/webhook/status",
+            Some(&a),
+            json!({"subscription": "push-nats"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["cursor"], seqs[4], "{v}");
+    assert_eq!(v["dead_letters"], json!([]));
+}
+
+#[test]
+fn hub_config_refuses_a_subscription_with_both_targets_or_a_wildcard_subject() {
+    let mut c = hub_config(Utc::now(), Some("http://127.0.0.1:9/hook"), true);
+    c.subscriptions.last_mut().unwrap().webhook =
+        c.subscriptions[c.subscriptions.len() - 2].webhook.clone();
+    assert!(c.check().unwrap_err().contains("both"), "{:?}", c.check());
+    let mut c = hub_config(Utc::now(), None, true);
+    c.subscriptions
+        .last_mut()
+        .unwrap()
+        .nats
+        .as_mut()
+        .unwrap()
+        .subject = "dancu.>".into();
+    assert!(c.check().unwrap_err().contains("NATS subject"));
 }
