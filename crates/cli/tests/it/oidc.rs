@@ -2441,3 +2441,74 @@ async fn locks_by_the_holder_and_by_officers_with_their_rules() {
     let expected: Vec<(bool, String)> = expected.iter().map(|(s, r)| (*s, r.to_string())).collect();
     assert_eq!(locks, expected, "newest first: {v}");
 }
+
+/// The login page's passkey button: a form the script fills with exactly the fields the
+/// passkey endpoint takes (the test above posts those fields and logs in), the script served
+/// from this server alone, and a policy that lets only that script run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_page_offers_a_passkey_with_a_script_from_this_server_only() {
+    let s = TestServer::start_with_idp().await;
+    secret_client(&s, "rp").await;
+    let resp = s
+        .http
+        .get(authorize_url(&s, "rp", &[]))
+        .send()
+        .await
+        .unwrap();
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    let html = resp.text().await.unwrap();
+    let form_at = html.find("id=\"passkey-form\"").expect("a passkey form");
+    let form = &html[form_at..form_at + html[form_at..].find("</form>").unwrap()];
+    assert!(form.contains("action=\"/authorize/passkey\""), "{form}");
+    let mut names: Vec<&str> = form
+        .split("name=\"")
+        .skip(1)
+        .map(|r| &r[..r.find('"').unwrap()])
+        .collect();
+    names.sort();
+    let mut expected = [
+        "authenticator_data",
+        "challenge_id",
+        "client_data_json",
+        "credential_id",
+        "signature",
+        "tx",
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    // Hidden until the script finds a browser that can use passkeys.
+    assert!(html.contains("<div id=\"passkey\" hidden>"));
+    let srcs: Vec<&str> = html
+        .split("<script src=\"")
+        .skip(1)
+        .map(|r| &r[..r.find('"').unwrap()])
+        .collect();
+    assert_eq!(srcs, ["/assets/passkey-login.js"]);
+    let js = s
+        .http
+        .get(format!("{}{}", s.base, srcs[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status().as_u16(), 200);
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(js.headers()["x-content-type-options"], "nosniff");
+    let js = js.text().await.unwrap();
+    for field in expected.iter().filter(|f| **f != "tx") {
+        assert!(
+            js.contains(&format!("form.elements.{field}.value")),
+            "{field}"
+        );
+    }
+    assert!(js.contains("\"/authorize/passkey/options\""));
+}

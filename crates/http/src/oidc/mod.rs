@@ -48,6 +48,10 @@ pub fn router() -> Router<AppState> {
             post(authorize_passkey_options),
         )
         .route("/authorize/passkey", post(authorize_passkey))
+        .route(
+            "/assets/passkey-login.js",
+            get(|| async { pages::passkey_login_js() }),
+        )
         .route("/par", post(par))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo).post(userinfo))

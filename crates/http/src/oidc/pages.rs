@@ -56,7 +56,7 @@ fn page(status: StatusCode, title_vi: &str, title_en: &str, body: &str) -> Respo
     h.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -87,7 +87,15 @@ pub fn login(tx: &str, client_name: &str, error: Option<&IdpError>) -> Response 
 <details><summary>Cha, mẹ, người giám hộ đăng nhập thay cho trẻ em<span class=\"en\">A parent or guardian acting for a child</span></summary>\
 <label for=\"minor\">Số định danh của trẻ<span class=\"en\">The child's ID number</span></label>\
 <input id=\"minor\" name=\"acting_for\" inputmode=\"numeric\" maxlength=\"12\"></details>\
-<button type=\"submit\">Đăng nhập · Log in</button></form>",
+<button type=\"submit\">Đăng nhập · Log in</button></form>\
+<div id=\"passkey\" hidden><p>hoặc · or</p>\
+<form id=\"passkey-form\" method=\"post\" action=\"/authorize/passkey\"><input type=\"hidden\" name=\"tx\" value=\"{tx}\">\
+<input type=\"hidden\" name=\"challenge_id\"><input type=\"hidden\" name=\"credential_id\">\
+<input type=\"hidden\" name=\"client_data_json\"><input type=\"hidden\" name=\"authenticator_data\">\
+<input type=\"hidden\" name=\"signature\">\
+<button type=\"button\" id=\"passkey-button\" class=\"secondary\">Đăng nhập bằng khóa truy cập · Log in with a passkey</button>\
+<p id=\"passkey-status\" role=\"status\" aria-live=\"polite\"></p></form></div>\
+<script src=\"/assets/passkey-login.js\"></script>",
         c = esc(client_name),
         err = error_box(error),
         tx = esc(tx),
@@ -198,6 +206,28 @@ pub fn logged_out() -> Response {
         "Logged out",
         "<p>Bạn đã đăng xuất khỏi hệ thống định danh điện tử.<span class=\"en\">You have logged out of the electronic identification system.</span></p>",
     )
+}
+
+/// The passkey-login script of the login page (served from `/assets/passkey-login.js`).
+pub const PASSKEY_LOGIN_JS: &str = include_str!("../../assets/passkey-login.js");
+
+/// Serves the passkey-login script: cacheable for a day, never sniffed.
+pub fn passkey_login_js() -> Response {
+    let mut r = (StatusCode::OK, PASSKEY_LOGIN_JS).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }
 
 #[cfg(test)]
