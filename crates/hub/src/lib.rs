@@ -17,8 +17,9 @@
 //!   history, beside (never over) the register record;
 //! - [`events`]: change-event subscriptions and the pull feed with a cursor over the register's
 //!   event table (metadata only);
-//! - [`webhooks`]: signed webhook delivery state: order, retries with backoff, dead letters,
-//!   replay (the HTTP transport is the caller's).
+//! - [`webhooks`]: the delivery state of pushed change events, to a webhook or a NATS
+//!   JetStream subject: signed batches in order, retries with backoff, dead letters, replay
+//!   (the transports, HTTP and NATS, are the `dancu` binary's: `dancu::push`).
 //!
 //! This crate does I/O (files of the data directory, the store through its traits) but must not import axum or a database
 //! driver: HTTP belongs to `dancu-http`, wiring to the `dancu` binary. It never logs personal
