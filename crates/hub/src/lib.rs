@@ -28,6 +28,7 @@ pub mod audit;
 pub mod batch;
 pub mod cards;
 pub mod checkpoint;
+pub mod commit;
 pub mod enrich;
 pub mod events;
 pub mod members;

@@ -9,6 +9,7 @@
 
 use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries};
 use crate::cards::{CardInput, CardTrust, CardVerification, SERVICE_CARD_VERIFY};
+use crate::commit::GroupLog;
 use crate::events::{
     EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
 };
@@ -238,7 +239,7 @@ pub struct Hub {
     store: Arc<dyn Store>,
     docs: Arc<dyn DocStore>,
     clock: Arc<dyn Clock>,
-    audit: Mutex<AuditLog>,
+    audit: GroupLog,
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
@@ -279,7 +280,7 @@ impl Hub {
             store,
             docs,
             clock,
-            audit: Mutex::new(audit),
+            audit: GroupLog::new(audit),
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
             limits: Mutex::default(),
@@ -310,11 +311,7 @@ impl Hub {
     /// expired assertion ids and consents.
     pub fn tick(&self) -> Result<(), String> {
         let now = self.clock.now();
-        self.audit
-            .lock()
-            .map_err(|_| "the exchange log lock is poisoned".to_owned())?
-            .tick(now)
-            .map_err(|e| e.to_string())?;
+        self.audit.lock().tick(now).map_err(|e| e.to_string())?;
         self.docs
             .purge_expired(now)
             .map(|_| ())
@@ -379,11 +376,10 @@ impl Hub {
     }
 
     fn log(&self, record: &AuditRecord) -> Result<u64, HubError> {
-        let mut log = self
-            .audit
-            .lock()
-            .map_err(|_| HubError::AuditUnavailable("lock poisoned".into()))?;
-        log.append(record, record.time)
+        // Group commit: returns once the record is durable, with one sync for every record
+        // that was waiting at the same time.
+        self.audit
+            .append(record.clone())
             .map(|a| a.seq)
             .map_err(|e: AuditError| HubError::AuditUnavailable(e.to_string()))
     }
@@ -1038,12 +1034,10 @@ impl Hub {
 
     /// Logs many exchanges with one disk sync.
     pub(crate) fn log_many(&self, records: &[AuditRecord]) -> Result<(), HubError> {
-        let mut log = self
-            .audit
-            .lock()
-            .map_err(|_| HubError::AuditUnavailable("lock poisoned".into()))?;
         let now = self.clock.now();
-        log.append_many(records, now)
+        self.audit
+            .lock()
+            .append_many(records, now)
             .map(|_| ())
             .map_err(|(_, e)| HubError::AuditUnavailable(e.to_string()))
     }
