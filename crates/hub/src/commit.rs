@@ -17,20 +17,21 @@ use dancu_exchange::log::segment::Appended;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-/// The exchange log shared by the request threads.
+/// Hands items of many threads to one writer at a time: a caller submits its item and waits;
+/// whoever finds no group in progress takes every item waiting (its own among them), runs the
+/// group's work once and publishes one result per item. Items keep their submission order.
 #[derive(Debug)]
-pub struct GroupLog {
-    log: Mutex<AuditLog>,
-    queue: Mutex<Queue>,
+pub struct Batcher<T, R> {
+    queue: Mutex<Queue<T, R>>,
     settled: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct Queue {
+#[derive(Debug)]
+struct Queue<T, R> {
     next_ticket: u64,
-    waiting: Vec<(u64, AuditRecord)>,
-    writing: bool,
-    results: HashMap<u64, Result<Appended, AuditError>>,
+    waiting: Vec<(u64, T)>,
+    busy: bool,
+    results: HashMap<u64, R>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,28 +39,86 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Publishes a group's results when the writer is done, or fails its callers if the writer
-/// panicked, so that nobody waits for ever.
-struct Publish<'a> {
-    owner: &'a GroupLog,
+/// Publishes a group's results when its work is done, or `lost` results if the work
+/// panicked or returned too few, so that nobody waits for ever.
+struct Publish<'a, T, R> {
+    owner: &'a Batcher<T, R>,
     tickets: Vec<u64>,
-    results: Option<Vec<Result<Appended, AuditError>>>,
+    results: Vec<R>,
+    lost: &'a dyn Fn() -> R,
 }
 
-impl Drop for Publish<'_> {
+impl<T, R> Drop for Publish<'_, T, R> {
     fn drop(&mut self) {
         let mut q = lock(&self.owner.queue);
-        let mut results = self.results.take().unwrap_or_default().into_iter();
+        let mut results = std::mem::take(&mut self.results).into_iter();
         for t in self.tickets.drain(..) {
-            let r = results
-                .next()
-                .unwrap_or_else(|| Err(AuditError::Damaged("the log writer stopped".into())));
+            let r = results.next().unwrap_or_else(self.lost);
             q.results.insert(t, r);
         }
-        q.writing = false;
+        q.busy = false;
         drop(q);
         self.owner.settled.notify_all();
     }
+}
+
+impl<T, R> Default for Batcher<T, R> {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                next_ticket: 0,
+                waiting: Vec::new(),
+                busy: false,
+                results: HashMap::new(),
+            }),
+            settled: Condvar::new(),
+        }
+    }
+}
+
+impl<T, R> Batcher<T, R> {
+    /// Submits `item` and waits for its result. `work` gets a whole group in submission
+    /// order and must answer one result per item, in order; `lost` stands for a missing one.
+    pub fn submit(&self, item: T, work: impl FnOnce(Vec<T>) -> Vec<R>, lost: &dyn Fn() -> R) -> R {
+        let mut q = lock(&self.queue);
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push((ticket, item));
+        let mut work = Some(work);
+        loop {
+            if let Some(r) = q.results.remove(&ticket) {
+                return r;
+            }
+            // Our item is still waiting (results are published before `busy` drops), so once
+            // nobody is busy it is ours to write, with everything waiting beside it.
+            if q.busy || work.is_none() {
+                q = self.settled.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            q.busy = true;
+            let group = std::mem::take(&mut q.waiting);
+            drop(q);
+            let (tickets, items): (Vec<u64>, Vec<T>) = group.into_iter().unzip();
+            let mut publish = Publish {
+                owner: self,
+                tickets,
+                results: Vec::new(),
+                lost,
+            };
+            if let Some(work) = work.take() {
+                publish.results = work(items);
+            }
+            drop(publish);
+            q = lock(&self.queue);
+        }
+    }
+}
+
+/// The exchange log shared by the request threads.
+#[derive(Debug)]
+pub struct GroupLog {
+    log: Mutex<AuditLog>,
+    groups: Batcher<AuditRecord, Result<Appended, AuditError>>,
 }
 
 impl GroupLog {
@@ -67,8 +126,7 @@ impl GroupLog {
     pub fn new(log: AuditLog) -> Self {
         Self {
             log: Mutex::new(log),
-            queue: Mutex::default(),
-            settled: Condvar::new(),
+            groups: Batcher::default(),
         }
     }
 
@@ -80,37 +138,18 @@ impl GroupLog {
 
     /// Appends one record and returns once it is durable (or refused).
     pub fn append(&self, record: AuditRecord) -> Result<Appended, AuditError> {
-        let mut q = lock(&self.queue);
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.waiting.push((ticket, record));
-        loop {
-            if let Some(r) = q.results.remove(&ticket) {
-                return r;
-            }
-            if q.writing {
-                q = self.settled.wait(q).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            // Nobody is writing and our record is still waiting: write this group.
-            q.writing = true;
-            let group = std::mem::take(&mut q.waiting);
-            drop(q);
-            let (tickets, records): (Vec<u64>, Vec<AuditRecord>) = group.into_iter().unzip();
-            let mut publish = Publish {
-                owner: self,
-                tickets,
-                results: None,
-            };
-            let now: DateTime<Utc> = records
-                .iter()
-                .map(|r| r.time)
-                .max()
-                .unwrap_or_else(Utc::now);
-            publish.results = Some(self.lock().append_group(&records, now));
-            drop(publish);
-            q = lock(&self.queue);
-        }
+        self.groups.submit(
+            record,
+            |records| {
+                let now: DateTime<Utc> = records
+                    .iter()
+                    .map(|r| r.time)
+                    .max()
+                    .unwrap_or_else(Utc::now);
+                self.lock().append_group(&records, now)
+            },
+            &|| Err(AuditError::Damaged("the log writer stopped".into())),
+        )
     }
 }
 

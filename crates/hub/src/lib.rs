@@ -37,3 +37,5 @@ pub mod webhooks;
 
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod replay_tests;

@@ -9,7 +9,7 @@
 
 use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries};
 use crate::cards::{CardInput, CardTrust, CardVerification, SERVICE_CARD_VERIFY};
-use crate::commit::GroupLog;
+use crate::commit::{Batcher, GroupLog};
 use crate::events::{
     EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
 };
@@ -240,6 +240,7 @@ pub struct Hub {
     docs: Arc<dyn DocStore>,
     clock: Arc<dyn Clock>,
     audit: GroupLog,
+    jti_claims: Batcher<(String, DateTime<Utc>), Result<bool, String>>,
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
@@ -281,6 +282,7 @@ impl Hub {
             docs,
             clock,
             audit: GroupLog::new(audit),
+            jti_claims: Batcher::default(),
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
             limits: Mutex::default(),
@@ -341,14 +343,11 @@ impl Hub {
             };
             let res =
                 verify_client_assertion(assertion, Some(JWT_BEARER), &check, now, |jti, until| {
-                    match self
-                        .docs
-                        .remember_once(JTI_KIND, &format!("{iss}\n{jti}"), now, until)
-                    {
+                    match self.claim_jti(format!("{iss}\n{jti}"), until) {
                         Ok(first) => !first,
                         Err(e) => {
                             // Refuse rather than risk accepting a replay.
-                            store_error = Some(e.to_string());
+                            store_error = Some(e);
                             true
                         }
                     }
@@ -373,6 +372,25 @@ impl Hub {
             }
         }
         Err(HubError::Unauthenticated("signature"))
+    }
+
+    /// Records an assertion id in the document store until `until`: `true` the first time.
+    /// Concurrent calls share one store transaction (one commit for the group), and the store
+    /// stays the one authority, so nodes sharing a database refuse each other's replays and a
+    /// restart forgets nothing.
+    fn claim_jti(&self, key: String, until: DateTime<Utc>) -> Result<bool, String> {
+        self.jti_claims.submit(
+            (key, until),
+            |keys| match self.docs.remember_many(JTI_KIND, &keys, self.clock.now()) {
+                Ok(first) if first.len() == keys.len() => first.into_iter().map(Ok).collect(),
+                Ok(_) => keys
+                    .iter()
+                    .map(|_| Err("the replay check answered the wrong count".to_owned()))
+                    .collect(),
+                Err(e) => keys.iter().map(|_| Err(e.to_string())).collect(),
+            },
+            &|| Err("the replay check stopped".to_owned()),
+        )
     }
 
     fn log(&self, record: &AuditRecord) -> Result<u64, HubError> {
