@@ -141,6 +141,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> AuditError {
 #[derive(Debug)]
 struct FileSink {
     dir: PathBuf,
+    /// Numbers of the segments this sink created, oldest first (to undo a failed group).
+    created: Vec<u64>,
 }
 
 /// One open segment file; `flush` is `fsync`.
@@ -167,6 +169,7 @@ impl SegmentSink for FileSink {
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
+        self.created.push(number);
         Ok(SegmentFile(f))
     }
 }
@@ -301,6 +304,79 @@ pub struct AuditLog {
     key: SigningKey,
     checkpoints: File,
     last_checkpoint: Option<Checkpoint>,
+    /// Bytes of a failed group still to be cut off before the log continues.
+    pending_undo: Option<Undo>,
+}
+
+/// How to take a failed group's bytes back out of the files: cut the segment that was open
+/// when the group started back to its length then, and remove the segments the group
+/// created. The bytes taken out are kept aside as `*.refused` (they were never acknowledged).
+#[derive(Debug, Clone)]
+struct Undo {
+    cut: Option<(PathBuf, u64)>,
+    remove: Vec<PathBuf>,
+}
+
+impl Undo {
+    fn is_empty(&self) -> bool {
+        self.cut.is_none() && self.remove.is_empty()
+    }
+
+    fn apply(&self) -> Result<(), AuditError> {
+        for path in self.remove.iter().rev() {
+            match fs::read(path) {
+                Ok(bytes) => {
+                    keep_aside(path, "refused", &bytes)?;
+                    fs::remove_file(path)
+                        .map_err(io_err(format!("removing {}", path.display())))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+            }
+        }
+        if let Some((path, len)) = &self.cut {
+            let bytes = fs::read(path).map_err(io_err(format!("reading {}", path.display())))?;
+            if bytes.len() as u64 > *len {
+                keep_aside(path, "refused", &bytes[*len as usize..])?;
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io_err(format!("opening {}", path.display())))?;
+                f.set_len(*len)
+                    .and_then(|()| f.sync_all())
+                    .map_err(io_err(format!("cutting {}", path.display())))?;
+            }
+        }
+        if let Some(dir) = self
+            .cut
+            .as_ref()
+            .map(|(p, _)| p)
+            .or(self.remove.first())
+            .and_then(|p| p.parent())
+        {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(format!("syncing {}", dir.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// A copy of an error for each caller of a failed group (I/O errors are not `Clone`).
+pub fn copy_error(e: &AuditError) -> AuditError {
+    match e {
+        AuditError::Io { what, source } => AuditError::Io {
+            what: what.clone(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        },
+        AuditError::Damaged(s) => AuditError::Damaged(s.clone()),
+        AuditError::Full { needed, available } => AuditError::Full {
+            needed: *needed,
+            available: *available,
+        },
+        AuditError::Record(r) => AuditError::Record(r.clone()),
+        AuditError::Key(s) => AuditError::Key(s.clone()),
+    }
 }
 
 impl AuditLog {
@@ -334,6 +410,7 @@ impl AuditLog {
             key,
             checkpoints,
             last_checkpoint,
+            pending_undo: None,
         };
         log.reopen()?;
         Ok(log)
@@ -350,9 +427,14 @@ impl AuditLog {
     /// resumes in a new one.
     fn reopen(&mut self) -> Result<(), AuditError> {
         self.writer = None;
+        if let Some(undo) = &self.pending_undo {
+            undo.apply()?;
+            self.pending_undo = None;
+        }
         let state = recover_dir(&self.dir)?;
         let sink = FileSink {
             dir: self.dir.clone(),
+            created: Vec::new(),
         };
         let mut writer = match state {
             None => LogWriter::create(sink, self.log_config()),
@@ -373,40 +455,95 @@ impl AuditLog {
         record: &AuditRecord,
         now: DateTime<Utc>,
     ) -> Result<Appended, AuditError> {
-        if self.writer.is_none() {
-            self.reopen()?;
-        }
-        let Some(w) = self.writer.as_mut() else {
-            return Err(AuditError::Damaged("no writer".into()));
-        };
-        let appended = match w.append(record) {
-            Ok(a) => a,
-            Err(LogError::Record(e)) => return Err(e.into()),
-            Err(LogError::Full { needed, available }) => {
-                return Err(AuditError::Full { needed, available });
-            }
-            Err(LogError::Io(e)) => {
-                self.writer = None;
-                return Err(io_err("writing the exchange log")(e));
-            }
-            Err(LogError::Poisoned) => {
-                self.writer = None;
-                return Err(AuditError::Damaged("the writer stopped".into()));
-            }
-        };
-        let size = appended.seq + 1;
-        if self
-            .settings
-            .checkpoint
-            .due(size, self.last_checkpoint.as_ref(), now)
+        self.append_group(std::slice::from_ref(record), now)
+            .pop()
+            .unwrap_or_else(|| Err(AuditError::Damaged("no result".into())))
+    }
+
+    /// Appends the records of several exchanges in order and makes them durable with one
+    /// disk sync (group commit); signs a checkpoint when one is due. Returns one result per
+    /// record, in order. A record refused on its own (too large, over the byte budget) fails
+    /// alone, before anything of it is written. A write or sync failure fails every record of
+    /// the group: their bytes are cut off again (kept aside as `*.refused`), so the log holds
+    /// none of them, and the writer is rebuilt from the files at the next append.
+    pub fn append_group(
+        &mut self,
+        records: &[AuditRecord],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<Appended, AuditError>> {
+        let fail_all = |e: AuditError| records.iter().map(|_| Err(copy_error(&e))).collect();
+        if self.writer.is_none()
+            && let Err(e) = self.reopen()
         {
-            // The record is in the log; a failed checkpoint is retried at the next append
-            // (the writer is rebuilt, so a failing disk also stops further exchanges).
-            if self.checkpoint_now(now).is_err() {
-                self.writer = None;
+            return fail_all(e);
+        }
+        let sync = self.settings.fsync_each_record;
+        let Some(w) = self.writer.as_mut() else {
+            return fail_all(AuditError::Damaged("no writer".into()));
+        };
+        let (start, created_before) = (w.position(), w.sink().created.len());
+        let mut out = Vec::with_capacity(records.len());
+        let mut failure = None;
+        for r in records {
+            match w.append_unflushed(r) {
+                Ok(a) => out.push(Ok(a)),
+                Err(LogError::Record(e)) => out.push(Err(e.into())),
+                Err(LogError::Full { needed, available }) => {
+                    out.push(Err(AuditError::Full { needed, available }));
+                }
+                Err(LogError::Io(e)) => {
+                    failure = Some(io_err("writing the exchange log")(e));
+                    break;
+                }
+                Err(LogError::Poisoned) => {
+                    failure = Some(AuditError::Damaged("the writer stopped".into()));
+                    break;
+                }
             }
         }
-        Ok(appended)
+        let wrote = out.iter().any(Result::is_ok);
+        if failure.is_none()
+            && sync
+            && wrote
+            && let Err(e) = w.flush()
+        {
+            failure = Some(match e {
+                LogError::Io(e) => io_err("syncing the exchange log")(e),
+                e => AuditError::Damaged(e.to_string()),
+            });
+        }
+        if let Some(e) = failure {
+            let undo = Undo {
+                cut: start.map(|(n, len)| (self.dir.join(segment_file_name(n)), len)),
+                remove: w.sink().created[created_before..]
+                    .iter()
+                    .map(|n| self.dir.join(segment_file_name(*n)))
+                    .collect(),
+            };
+            // Close the files before cutting them.
+            self.writer = None;
+            if !undo.is_empty() && undo.apply().is_err() {
+                // Tried again before the log continues; until then every exchange is refused.
+                self.pending_undo = Some(undo);
+            }
+            return fail_all(e);
+        }
+        let last = out
+            .iter()
+            .rev()
+            .find_map(|r| r.as_ref().ok().map(|a| a.seq));
+        if let Some(seq) = last
+            && self
+                .settings
+                .checkpoint
+                .due(seq + 1, self.last_checkpoint.as_ref(), now)
+            && self.checkpoint_now(now).is_err()
+        {
+            // The records are in the log; a failed checkpoint is retried at the next append
+            // (the writer is rebuilt, so a failing disk also stops further exchanges).
+            self.writer = None;
+        }
+        out
     }
 
     /// Appends several exchanges with one disk sync; signs a checkpoint when one is due. On
@@ -514,15 +651,15 @@ fn live_bytes(dir: &Path) -> Result<u64, AuditError> {
     Ok(n)
 }
 
-/// Moves `bytes` aside into `<path>.torn` (kept as evidence), without overwriting.
-fn keep_aside(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+/// Writes `bytes` aside into `<path>.<suffix>` (kept as evidence), without overwriting.
+fn keep_aside(path: &Path, suffix: &str, bytes: &[u8]) -> Result<(), AuditError> {
     let mut aside = path.as_os_str().to_owned();
-    aside.push(".torn");
+    aside.push(format!(".{suffix}"));
     let mut aside = PathBuf::from(aside);
     let mut i = 1;
     while aside.exists() {
         let mut next = path.as_os_str().to_owned();
-        next.push(format!(".torn.{i}"));
+        next.push(format!(".{suffix}.{i}"));
         aside = PathBuf::from(next);
         i += 1;
     }
@@ -542,7 +679,7 @@ fn recover_dir(dir: &Path) -> Result<Option<LogState>, AuditError> {
         match LogState::recover(&bytes) {
             Err(HeaderError::Truncated) => {
                 // Created but its header never fully written: it holds no record.
-                keep_aside(&path, &bytes)?;
+                keep_aside(&path, "torn", &bytes)?;
                 fs::remove_file(&path).map_err(io_err(format!("removing {}", path.display())))?;
                 segments.pop();
             }
@@ -571,7 +708,7 @@ fn recover_dir(dir: &Path) -> Result<Option<LogState>, AuditError> {
                             segment_file_name(number)
                         )));
                     }
-                    keep_aside(&path, &bytes[valid..])?;
+                    keep_aside(&path, "torn", &bytes[valid..])?;
                     let f = OpenOptions::new()
                         .write(true)
                         .open(&path)

@@ -29,6 +29,7 @@ pub mod audit;
 pub mod batch;
 pub mod cards;
 pub mod checkpoint;
+pub mod commit;
 pub mod enrich;
 pub mod events;
 pub mod members;
@@ -37,3 +38,5 @@ pub mod webhooks;
 
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod replay_tests;

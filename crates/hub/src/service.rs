@@ -9,6 +9,7 @@
 
 use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries};
 use crate::cards::{CardInput, CardTrust, CardVerification, SERVICE_CARD_VERIFY};
+use crate::commit::{Batcher, GroupLog};
 use crate::events::{
     EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
 };
@@ -238,7 +239,8 @@ pub struct Hub {
     store: Arc<dyn Store>,
     docs: Arc<dyn DocStore>,
     clock: Arc<dyn Clock>,
-    audit: Mutex<AuditLog>,
+    audit: GroupLog,
+    jti_claims: Batcher<(String, DateTime<Utc>), Result<bool, String>>,
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
@@ -279,7 +281,8 @@ impl Hub {
             store,
             docs,
             clock,
-            audit: Mutex::new(audit),
+            audit: GroupLog::new(audit),
+            jti_claims: Batcher::default(),
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
             limits: Mutex::default(),
@@ -310,11 +313,7 @@ impl Hub {
     /// expired assertion ids and consents.
     pub fn tick(&self) -> Result<(), String> {
         let now = self.clock.now();
-        self.audit
-            .lock()
-            .map_err(|_| "the exchange log lock is poisoned".to_owned())?
-            .tick(now)
-            .map_err(|e| e.to_string())?;
+        self.audit.lock().tick(now).map_err(|e| e.to_string())?;
         self.docs
             .purge_expired(now)
             .map(|_| ())
@@ -344,14 +343,11 @@ impl Hub {
             };
             let res =
                 verify_client_assertion(assertion, Some(JWT_BEARER), &check, now, |jti, until| {
-                    match self
-                        .docs
-                        .remember_once(JTI_KIND, &format!("{iss}\n{jti}"), now, until)
-                    {
+                    match self.claim_jti(format!("{iss}\n{jti}"), until) {
                         Ok(first) => !first,
                         Err(e) => {
                             // Refuse rather than risk accepting a replay.
-                            store_error = Some(e.to_string());
+                            store_error = Some(e);
                             true
                         }
                     }
@@ -378,12 +374,30 @@ impl Hub {
         Err(HubError::Unauthenticated("signature"))
     }
 
+    /// Records an assertion id in the document store until `until`: `true` the first time.
+    /// Concurrent calls share one store transaction (one commit for the group), and the store
+    /// stays the one authority, so nodes sharing a database refuse each other's replays and a
+    /// restart forgets nothing.
+    fn claim_jti(&self, key: String, until: DateTime<Utc>) -> Result<bool, String> {
+        self.jti_claims.submit(
+            (key, until),
+            |keys| match self.docs.remember_many(JTI_KIND, &keys, self.clock.now()) {
+                Ok(first) if first.len() == keys.len() => first.into_iter().map(Ok).collect(),
+                Ok(_) => keys
+                    .iter()
+                    .map(|_| Err("the replay check answered the wrong count".to_owned()))
+                    .collect(),
+                Err(e) => keys.iter().map(|_| Err(e.to_string())).collect(),
+            },
+            &|| Err("the replay check stopped".to_owned()),
+        )
+    }
+
     fn log(&self, record: &AuditRecord) -> Result<u64, HubError> {
-        let mut log = self
-            .audit
-            .lock()
-            .map_err(|_| HubError::AuditUnavailable("lock poisoned".into()))?;
-        log.append(record, record.time)
+        // Group commit: returns once the record is durable, with one sync for every record
+        // that was waiting at the same time.
+        self.audit
+            .append(record.clone())
             .map(|a| a.seq)
             .map_err(|e: AuditError| HubError::AuditUnavailable(e.to_string()))
     }
@@ -1038,12 +1052,10 @@ impl Hub {
 
     /// Logs many exchanges with one disk sync.
     pub(crate) fn log_many(&self, records: &[AuditRecord]) -> Result<(), HubError> {
-        let mut log = self
-            .audit
-            .lock()
-            .map_err(|_| HubError::AuditUnavailable("lock poisoned".into()))?;
         let now = self.clock.now();
-        log.append_many(records, now)
+        self.audit
+            .lock()
+            .append_many(records, now)
             .map(|_| ())
             .map_err(|(_, e)| HubError::AuditUnavailable(e.to_string()))
     }

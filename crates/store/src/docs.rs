@@ -167,6 +167,20 @@ pub trait DocStore: Send + Sync + std::fmt::Debug + 'static {
         expires_at: DateTime<Utc>,
     ) -> Result<bool>;
 
+    /// [`Self::remember_once`] for several keys of one kind, `(key, expires_at)`, in one
+    /// transaction (one commit for all); answers in order. A key given twice is a replay the
+    /// second time. Backends without a batch form do one call per key.
+    fn remember_many(
+        &self,
+        kind: &str,
+        keys: &[(String, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        keys.iter()
+            .map(|(key, until)| self.remember_once(kind, key, now, *until))
+            .collect()
+    }
+
     /// Appends an entry to a subject's usage log.
     fn append_usage(&self, subject: &str, at: DateTime<Utc>, json: &str) -> Result<()> {
         self.commit_docs(&[DocWrite::Usage {

@@ -206,6 +206,33 @@ impl DocStore for PgStore {
         Ok(n == 1)
     }
 
+    fn remember_many(
+        &self,
+        kind: &str,
+        keys: &[(String, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Rows are taken in key order, so two nodes' batches never wait on each other in a
+        // cycle; a key given twice is a replay the second time (its own row is not expired).
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| keys[a].0.cmp(&keys[b].0));
+        let mut conn = self.conn()?;
+        let PgConn { client, statements } = &mut *conn;
+        let mut tx = client.transaction().map_err(pg)?;
+        let stmt = prepared(statements, &mut tx, REMEMBER_ONCE)?;
+        let mut out = vec![false; keys.len()];
+        for i in order {
+            let (key, until) = &keys[i];
+            let n = tx.execute(&stmt, &[&kind, key, until, &now]).map_err(pg)?;
+            out[i] = n == 1;
+        }
+        tx.commit().map_err(pg)?;
+        Ok(out)
+    }
+
     fn usage(
         &self,
         subject: &str,

@@ -208,6 +208,35 @@ impl DocStore for SqliteStore {
         })
     }
 
+    fn remember_many(
+        &self,
+        kind: &str,
+        keys: &[(String, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = ts(&now);
+        self.write(|tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO seen_once (kind, key, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (kind, key) DO UPDATE SET expires_at = excluded.expires_at
+                     WHERE seen_once.expires_at <= ?4",
+                )
+                .map_err(db)?;
+            keys.iter()
+                .map(|(key, until)| {
+                    let n = stmt
+                        .execute(params![kind, key, ts(until), now])
+                        .map_err(db)?;
+                    Ok(n == 1)
+                })
+                .collect()
+        })
+    }
+
     fn usage(
         &self,
         subject: &str,

@@ -168,6 +168,7 @@ contract!(
     docs_racing_updates_one_wins,
     remember_once_then_replay,
     remember_once_racing_threads_one_wins,
+    remember_many_answers_each_key_in_order,
     usage_log_order_range_limit_and_retention,
     docs_survive_reopen,
 );
@@ -1800,6 +1801,31 @@ fn remember_once_then_replay(b: &Backend) {
     assert!(
         !d.remember_once("dpop", "jti-1", until, later)
             .expect("replay again")
+    );
+}
+
+fn remember_many_answers_each_key_in_order(b: &Backend) {
+    let d = &*b.docs;
+    let now = t0();
+    let until = now + Duration::seconds(300);
+    assert!(d.remember_once("jti", "seen", now, until).expect("first"));
+    let keys: Vec<(String, DateTime<Utc>)> = ["b", "seen", "a", "b", "c"]
+        .iter()
+        .map(|k| ((*k).to_owned(), until))
+        .collect();
+    assert_eq!(
+        d.remember_many("jti", &keys, now).expect("batch"),
+        [true, false, true, false, true],
+        "a key already seen, or given twice, is a replay"
+    );
+    assert!(!d.remember_once("jti", "c", now, until).expect("replay"));
+    assert!(d.remember_many("jti", &[], now).expect("empty").is_empty());
+    // Expired keys are taken over, as with remember_once.
+    let later = until + Duration::seconds(1);
+    let again = vec![("a".to_owned(), later + Duration::seconds(300))];
+    assert_eq!(
+        d.remember_many("jti", &again, later).expect("after expiry"),
+        [true]
     );
 }
 

@@ -257,7 +257,7 @@ pub(super) fn bench_hub(
             "attribute_match_ratio_to_empty": round(attr_rps / empty_rps, 3),
             "signed_assertions": per_run,
             "targets": {"attribute_match_ratio_to_empty": 0.5, "attribute_match_p99_ms": 10.0},
-            "note": "every attribute match verifies an ES256 client assertion, records its jti in the document store (replay refusal), decides the right and appends a hash-chained log record with the server's default settings (fsync per record) before answering; server 2 worker threads, load generator 1 thread, same machine",
+            "note": "every attribute match verifies an ES256 client assertion, records its jti in the document store (replay refusal; concurrent calls share one transaction), decides the right and appends a hash-chained log record with the server's default settings (durable before answering; concurrent records share one fsync by group commit); server 2 worker threads, load generator 1 thread, same machine",
         },
         "webhook_fan_out": {
             "subscriptions": FAN_OUT,

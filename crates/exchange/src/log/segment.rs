@@ -465,6 +465,24 @@ impl<S: SegmentSink> LogWriter<S> {
 
     /// Appends one record, assigning the next seq.
     pub fn append(&mut self, record: &AuditRecord) -> Result<Appended, LogError> {
+        self.append_inner(record, self.config.flush_each_append)
+    }
+
+    /// Appends one record without flushing, whatever the config says: for a group of records
+    /// that the caller makes durable with one [`Self::flush`] before anyone relies on them.
+    pub fn append_unflushed(&mut self, record: &AuditRecord) -> Result<Appended, LogError> {
+        self.append_inner(record, false)
+    }
+
+    /// The open segment and the bytes written to it (`None` before the first append, or
+    /// after a roll failed): where the log ends now, to cut back to if a group fails.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        self.current
+            .as_ref()
+            .map(|(_, written, _)| (self.state.segment, *written))
+    }
+
+    fn append_inner(&mut self, record: &AuditRecord, flush: bool) -> Result<Appended, LogError> {
         if self.poisoned {
             return Err(LogError::Poisoned);
         }
@@ -504,13 +522,9 @@ impl<S: SegmentSink> LogWriter<S> {
         let Some((out, written, _)) = self.current.as_mut() else {
             return Err(LogError::Poisoned);
         };
-        let res = out.write_all(&self.buf).and_then(|()| {
-            if self.config.flush_each_append {
-                out.flush()
-            } else {
-                Ok(())
-            }
-        });
+        let res = out
+            .write_all(&self.buf)
+            .and_then(|()| if flush { out.flush() } else { Ok(()) });
         if let Err(e) = res {
             self.poisoned = true;
             return Err(e.into());
@@ -535,11 +549,10 @@ impl<S: SegmentSink> LogWriter<S> {
         records: &[AuditRecord],
     ) -> Result<Vec<Appended>, (usize, LogError)> {
         let each = self.config.flush_each_append;
-        self.config.flush_each_append = false;
         let mut out = Vec::with_capacity(records.len());
         let mut failed = None;
         for r in records {
-            match self.append(r) {
+            match self.append_unflushed(r) {
                 Ok(a) => out.push(a),
                 Err(e) => {
                     failed = Some(e);
@@ -547,7 +560,6 @@ impl<S: SegmentSink> LogWriter<S> {
                 }
             }
         }
-        self.config.flush_each_append = each;
         if each && let Err(e) = self.flush() {
             return Err((out.len(), e));
         }

@@ -1,0 +1,306 @@
+//! Group commit for the exchange log: many request threads, one disk sync per group.
+//!
+//! A caller hands its record over and waits. Whoever finds no group being written takes every
+//! record waiting (its own among them), writes them to the log in the order they were handed
+//! over, syncs once, publishes each caller's result and wakes the others; records that arrive
+//! meanwhile form the next group. So the hash chain follows the order of hand-over, nobody is
+//! answered before its record is durable, and a failed write fails exactly the callers of the
+//! group it hit (see [`AuditLog::append_group`]).
+//!
+//! Callers block (the HTTP layer runs the hub on `spawn_blocking` threads, never on the async
+//! workers).
+
+use crate::audit::{AuditError, AuditLog};
+use chrono::{DateTime, Utc};
+use dancu_exchange::log::record::AuditRecord;
+use dancu_exchange::log::segment::Appended;
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Hands items of many threads to one writer at a time: a caller submits its item and waits;
+/// whoever finds no group in progress takes every item waiting (its own among them), runs the
+/// group's work once and publishes one result per item. Items keep their submission order.
+#[derive(Debug)]
+pub struct Batcher<T, R> {
+    queue: Mutex<Queue<T, R>>,
+    settled: Condvar,
+}
+
+#[derive(Debug)]
+struct Queue<T, R> {
+    next_ticket: u64,
+    waiting: Vec<(u64, T)>,
+    busy: bool,
+    results: HashMap<u64, R>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The state stays consistent across a panic (results are published in one step).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Publishes a group's results when its work is done, or `lost` results if the work
+/// panicked or returned too few, so that nobody waits for ever.
+struct Publish<'a, T, R> {
+    owner: &'a Batcher<T, R>,
+    tickets: Vec<u64>,
+    results: Vec<R>,
+    lost: &'a dyn Fn() -> R,
+}
+
+impl<T, R> Drop for Publish<'_, T, R> {
+    fn drop(&mut self) {
+        let mut q = lock(&self.owner.queue);
+        let mut results = std::mem::take(&mut self.results).into_iter();
+        for t in self.tickets.drain(..) {
+            let r = results.next().unwrap_or_else(self.lost);
+            q.results.insert(t, r);
+        }
+        q.busy = false;
+        drop(q);
+        self.owner.settled.notify_all();
+    }
+}
+
+impl<T, R> Default for Batcher<T, R> {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                next_ticket: 0,
+                waiting: Vec::new(),
+                busy: false,
+                results: HashMap::new(),
+            }),
+            settled: Condvar::new(),
+        }
+    }
+}
+
+impl<T, R> Batcher<T, R> {
+    /// Submits `item` and waits for its result. `work` gets a whole group in submission
+    /// order and must answer one result per item, in order; `lost` stands for a missing one.
+    pub fn submit(&self, item: T, work: impl FnOnce(Vec<T>) -> Vec<R>, lost: &dyn Fn() -> R) -> R {
+        let mut q = lock(&self.queue);
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push((ticket, item));
+        let mut work = Some(work);
+        loop {
+            if let Some(r) = q.results.remove(&ticket) {
+                return r;
+            }
+            // Our item is still waiting (results are published before `busy` drops), so once
+            // nobody is busy it is ours to write, with everything waiting beside it.
+            if q.busy || work.is_none() {
+                q = self.settled.wait(q).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            q.busy = true;
+            let group = std::mem::take(&mut q.waiting);
+            drop(q);
+            let (tickets, items): (Vec<u64>, Vec<T>) = group.into_iter().unzip();
+            let mut publish = Publish {
+                owner: self,
+                tickets,
+                results: Vec::new(),
+                lost,
+            };
+            if let Some(work) = work.take() {
+                publish.results = work(items);
+            }
+            drop(publish);
+            q = lock(&self.queue);
+        }
+    }
+}
+
+/// The exchange log shared by the request threads.
+#[derive(Debug)]
+pub struct GroupLog {
+    log: Mutex<AuditLog>,
+    groups: Batcher<AuditRecord, Result<Appended, AuditError>>,
+}
+
+impl GroupLog {
+    /// Shares `log`.
+    pub fn new(log: AuditLog) -> Self {
+        Self {
+            log: Mutex::new(log),
+            groups: Batcher::default(),
+        }
+    }
+
+    /// The log itself, for work that needs it whole (batches, checkpoints). Records appended
+    /// through it are ordered with the groups by this lock.
+    pub fn lock(&self) -> MutexGuard<'_, AuditLog> {
+        lock(&self.log)
+    }
+
+    /// Appends one record and returns once it is durable (or refused).
+    pub fn append(&self, record: AuditRecord) -> Result<Appended, AuditError> {
+        self.groups.submit(
+            record,
+            |records| {
+                let now: DateTime<Utc> = records
+                    .iter()
+                    .map(|r| r.time)
+                    .max()
+                    .unwrap_or_else(Utc::now);
+                self.lock().append_group(&records, now)
+            },
+            &|| Err(AuditError::Damaged("the log writer stopped".into())),
+        )
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditSettings, list_segments, read_entries, segment_file_name, verify_dir};
+    use dancu_exchange::log::checkpoint::CheckpointPolicy;
+    use dancu_exchange::log::record::ExchangeResult;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    fn record(thread: usize, i: usize) -> AuditRecord {
+        AuditRecord {
+            time: DateTime::from_timestamp(1_760_000_000 + i as i64, 0).unwrap(),
+            caller_org: format!("org-{thread}"),
+            subsystem: "s".into(),
+            end_user: None,
+            service: "verify_attributes".into(),
+            person: Some(format!("{i:012}")),
+            fields: vec!["name".into()],
+            purpose: "test".into(),
+            case_ref: None,
+            result: ExchangeResult::Served,
+            covert_until: None,
+        }
+    }
+
+    fn settings() -> AuditSettings {
+        AuditSettings {
+            segment_max_bytes: 4096,
+            fsync_each_record: true,
+            checkpoint: CheckpointPolicy {
+                every_records: 50,
+                every: chrono::TimeDelta::hours(1),
+            },
+            max_live_bytes: None,
+        }
+    }
+
+    #[test]
+    fn concurrent_appends_are_each_logged_once_in_a_chain_that_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(GroupLog::new(
+            AuditLog::open(dir.path(), settings()).unwrap(),
+        ));
+        let (threads, each) = (8, 60);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut seqs = Vec::new();
+                    for i in 0..each {
+                        seqs.push(log.append(record(t, i)).unwrap().seq);
+                    }
+                    seqs
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for (t, h) in handles.into_iter().enumerate() {
+            let seqs = h.join().unwrap();
+            // One thread's records keep their order in the chain.
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]), "thread {t}: {seqs:?}");
+            all.extend(seqs);
+        }
+        let unique: HashSet<u64> = all.iter().copied().collect();
+        assert_eq!(unique.len(), threads * each);
+        assert_eq!(unique, (0..(threads * each) as u64).collect::<HashSet<_>>());
+        log.lock()
+            .checkpoint_now(DateTime::from_timestamp(1_800_000_000, 0).unwrap())
+            .unwrap();
+        drop(log);
+        let v = verify_dir(dir.path(), None).unwrap();
+        assert!(v.is_intact(), "{}", v.summary());
+        assert_eq!(v.report.records, (threads * each) as u64);
+        // Every record is there once, and the seq each caller got is where its record is.
+        let entries = read_entries(dir.path()).unwrap();
+        let mut seen = HashSet::new();
+        for e in &entries {
+            let key = (e.record.caller_org.clone(), e.record.person.clone());
+            assert!(seen.insert(key), "a record is logged twice");
+        }
+        assert_eq!(seen.len(), threads * each);
+    }
+
+    #[test]
+    fn a_failed_group_fails_every_caller_and_leaves_none_of_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings();
+        // One record per segment: every append creates a segment, so a blocked name fails it.
+        s.segment_max_bytes = 1;
+        let log = GroupLog::new(AuditLog::open(dir.path(), s).unwrap());
+        for i in 0..3 {
+            log.append(record(0, i)).unwrap();
+        }
+        // The group's first record fills a new segment; the second needs the one after,
+        // whose name is taken: the group fails after part of it was written.
+        let next = list_segments(dir.path()).unwrap().last().unwrap().0 + 1;
+        let blocker = dir.path().join(segment_file_name(next + 1));
+        std::fs::create_dir(&blocker).unwrap();
+        let group: Vec<AuditRecord> = (3..6).map(|i| record(1, i)).collect();
+        let results = log.lock().append_group(&group, group[0].time);
+        assert_eq!(results.len(), 3);
+        assert!(results.iter().all(Result::is_err));
+        assert!(!dir.path().join(segment_file_name(next)).exists());
+        std::fs::remove_dir(&blocker).unwrap();
+        let v = verify_dir(dir.path(), None).unwrap();
+        assert_eq!(v.report.records, 3, "{}", v.summary());
+        assert!(v.report.first_bad.is_none(), "{}", v.summary());
+        assert_eq!(log.append(record(2, 9)).unwrap().seq, 3);
+        drop(log);
+        let v = verify_dir(dir.path(), None).unwrap();
+        assert!(v.report.first_bad.is_none(), "{}", v.summary());
+        assert_eq!(v.report.records, 4);
+        let orgs: Vec<String> = read_entries(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record.caller_org)
+            .collect();
+        assert_eq!(orgs, ["org-0", "org-0", "org-0", "org-2"]);
+    }
+
+    #[test]
+    fn a_failed_write_fails_the_waiting_callers_of_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = settings();
+        s.segment_max_bytes = 1;
+        let log = Arc::new(GroupLog::new(AuditLog::open(dir.path(), s).unwrap()));
+        log.append(record(0, 0)).unwrap();
+        // Block every segment name the next appends could take.
+        let next = list_segments(dir.path()).unwrap().last().unwrap().0 + 1;
+        for n in next..next + 64 {
+            std::fs::create_dir(dir.path().join(segment_file_name(n))).unwrap();
+        }
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || log.append(record(t, 1)).is_err())
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap(), "an append succeeded on a blocked log");
+        }
+        drop(log);
+        for n in next..next + 64 {
+            std::fs::remove_dir(dir.path().join(segment_file_name(n))).unwrap();
+        }
+        let v = verify_dir(dir.path(), None).unwrap();
+        assert_eq!(v.report.records, 1);
+        assert!(v.report.first_bad.is_none(), "{}", v.summary());
+    }
+}
