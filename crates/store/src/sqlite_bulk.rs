@@ -105,9 +105,22 @@ impl<'a> SqliteBulk<'a> {
         *store.readers.write().unwrap_or_else(|p| p.into_inner()) = reader_pool(&store.path)?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(db)?;
-        let mode: rusqlite::Result<String> =
-            conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0));
-        if !matches!(mode.as_deref(), Ok("truncate")) {
+        // The old pool's connections close when its last handle goes, which a background
+        // task of the pool may hold for a moment: try a few times before deciding that
+        // another process has the file open.
+        let mut switched = false;
+        for attempt in 0..20 {
+            let mode: rusqlite::Result<String> =
+                conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0));
+            if matches!(mode.as_deref(), Ok("truncate")) {
+                switched = true;
+                break;
+            }
+            if attempt < 19 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        if !switched {
             tracing::info!(
                 "bulk load not possible (the database is in use); loading batch by batch"
             );
