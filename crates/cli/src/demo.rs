@@ -124,6 +124,7 @@ fn demo_officers(
                 name: name.into(),
                 role,
                 jurisdiction: jurisdiction.clone(),
+                person: None,
             },
             token_hash: credentials::token_hash(&token),
             created_at: chrono::Utc::now(),
