@@ -1,9 +1,11 @@
 // End-to-end test of the portals in headless Chromium: starts `dancu demo` on a fresh data
 // directory, then an officer logs in at level 2, finds a parent by an accent-free name and
 // registers a birth; the parent logs in on a phone-sized screen, sees the child in the
-// household and the officer's reads in the data tracker, and switches to English.
+// household and the officer's reads in the data tracker, withdraws a consent given to a bank,
+// and switches to English.
 // Screenshots go to tests-artifacts/browser/. Exits non-zero on the first failure.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -49,12 +51,15 @@ const accentFree = (s) =>
 const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const profiles = [];
+const contexts = [];
 async function browser(viewport) {
   const dir = mkdtempSync(join(tmpdir(), 'dancu-chromium-'));
   profiles.push(dir);
-  return chromium.launchPersistentContext(dir, {
+  const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args: launchArgs, viewport,
   });
+  contexts.push(ctx);
+  return ctx;
 }
 
 /// Bytes a page needs: its HTML plus the stylesheet and script it loads.
@@ -147,10 +152,38 @@ try {
   await weigh(p2, 'me-tracker');
   await p2.click('a[href="/portal/me/account"]');
   await weigh(p2, 'me-account');
-  await p2.click('a[href="/portal/me/consents"]');
+  // A bank the parent lets read their profile through the e-ID login; then they withdraw it.
+  const reg = await fetch(`${base}/api/v1/oidc/clients`, {
+    method: 'POST',
+    body: JSON.stringify({ id: 'demo-bank', name: 'Ngân hàng Demo', redirect_uris: [`${base}/cb`],
+      token_endpoint_auth_method: 'client_secret_basic', scopes: ['openid', 'profile'] }),
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+  });
+  check(reg.status === 201, 'a relying party is registered');
+  const verifier = 'browser-test-pkce-verifier-0123456789-abcdefghijklmnop';
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const q = new URLSearchParams({ response_type: 'code', client_id: 'demo-bank', redirect_uri: `${base}/cb`,
+    scope: 'openid profile', state: 's1', nonce: 'n1', code_challenge: challenge, code_challenge_method: 'S256' });
+  await p2.goto(`${base}/authorize?${q}`);
+  if (await p2.locator('form[action="/authorize/login"]').count()) {
+    await p2.fill('input[name="id_number"]', parent.id);
+    await p2.fill('input[name="passcode"]', parent.passcode);
+    await Promise.all([p2.waitForNavigation(), p2.click('form[action="/authorize/login"] button')]);
+  }
+  await Promise.all([p2.waitForURL(/\/cb\?/), p2.click('form[action="/authorize/consent"] button[value="allow"]')]);
+  await p2.goto(`${base}/portal/me/consents`);
+  check((await p2.content()).includes('Ngân hàng Demo'), 'the consent is listed');
   await weigh(p2, 'me-consents');
+  await p2.click('form[action="/portal/me/consents/revoke"] button');
+  await p2.locator('.note').waitFor();
+  check((await p2.locator('.note').getAttribute('data-code')) === 'consent_revoked', 'the consent is withdrawn');
+  check(await p2.locator('.revoked').count() === 1, 'the list shows it withdrawn');
+  await weigh(p2, 'me-consents-revoked');
   await p2.click('a[hreflang="en"]');
-  check((await p2.locator('h1').textContent()).includes('My consents'), 'the English switch works');
+  // htmx swaps the page in place: wait for it.
+  await p2.locator('h1', { hasText: 'My consents' }).waitFor({ timeout: 5000 }).catch(() => {});
+  const h1 = await p2.locator('h1').textContent();
+  check(h1.includes('My consents'), `the English switch works (h1: ${h1})`);
   await p2.goto(`${base}/portal/me`);
   check((await p2.locator('h1').textContent()).includes('My record'), 'English is remembered');
   await weigh(p2, 'me-record-en');
@@ -159,7 +192,10 @@ try {
   failed = true;
   console.error(`not ok - ${e.stack || e}`);
 } finally {
+  for (const c of contexts) await c.close().catch(() => {});
   server.kill('SIGTERM');
-  for (const d of [dataDir, ...profiles]) rmSync(d, { recursive: true, force: true });
+  for (const d of [dataDir, ...profiles]) {
+    try { rmSync(d, { recursive: true, force: true }); } catch { /* a browser still writing: left in the temp dir */ }
+  }
 }
 process.exit(failed ? 1 : 0);

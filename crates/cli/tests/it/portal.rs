@@ -183,6 +183,13 @@ async fn portal_pages_need_login_and_refuse_forms_without_csrf() {
     assert!(r.body.contains("lang=\"en\"") && r.body.contains("Log in with your e-ID account"));
     let r = b.get("/portal").await;
     assert!(r.body.contains("Citizens"), "{}", r.body);
+    // The switch on a page a form post produced: back to the section's start, in Vietnamese.
+    let r = b.get("/portal/desk/person?lang=vi").await;
+    assert_eq!(
+        (r.status, r.location.as_deref()),
+        (303, Some("/portal/desk"))
+    );
+    assert_eq!(b.cookies.get("dancu_lang").map(String::as_str), Some("vi"));
     let r = b.get("/portal/assets/htmx.min.js").await;
     assert_eq!(r.status, 200);
     assert!(r.body.starts_with("/* htmx 2."));

@@ -122,17 +122,45 @@ pub fn router() -> Router<AppState> {
         .route("/portal/assets/portal.css", get(css))
         .route("/portal/login", get(login))
         .route("/portal/callback", get(callback))
-        .route("/portal/logout", post(logout))
+        .route("/portal/logout", post(logout).get(back_to("/portal")))
         .route("/portal/me", get(citizen::record))
         .route("/portal/me/account", get(citizen::account))
-        .route("/portal/me/lock", post(citizen::lock))
+        .route(
+            "/portal/me/lock",
+            post(citizen::lock).get(back_to("/portal/me/account")),
+        )
         .route("/portal/me/consents", get(citizen::consents))
-        .route("/portal/me/consents/revoke", post(citizen::revoke))
+        .route(
+            "/portal/me/consents/revoke",
+            post(citizen::revoke).get(back_to("/portal/me/consents")),
+        )
         .route("/portal/me/tracker", get(citizen::tracker))
         .route("/portal/desk", get(desk::search_page))
-        .route("/portal/desk/search", post(desk::search))
-        .route("/portal/desk/person", post(desk::person))
-        .route("/portal/desk/birth", post(desk::birth))
+        .route(
+            "/portal/desk/search",
+            post(desk::search).get(back_to("/portal/desk")),
+        )
+        .route(
+            "/portal/desk/person",
+            post(desk::person).get(back_to("/portal/desk")),
+        )
+        .route(
+            "/portal/desk/birth",
+            post(desk::birth).get(back_to("/portal/desk")),
+        )
+}
+
+/// A GET of a page that only answers form posts (the language switch on a page that a post
+/// produced links there): remembers the language and goes back to the section's start, since
+/// the personal data the post carried is not in the URL to show again.
+fn back_to(
+    to: &'static str,
+) -> impl Fn(State<AppState>, HeaderMap, RawQuery) -> std::future::Ready<Response> + Clone {
+    move |State(state): State<AppState>, headers: HeaderMap, q: RawQuery| {
+        let q = query(q.0);
+        let ctx = context(&state, &headers, &q);
+        std::future::ready(ctx.finish(see_other(to)))
+    }
 }
 
 // ----- plumbing ---------------------------------------------------------------------------
