@@ -220,6 +220,7 @@ fn bench_officer(store: &dyn Store) -> Result<String, String> {
             name: "Bench".into(),
             role: Role::Supervisor,
             jurisdiction: Jurisdiction::National,
+            person: None,
         },
         token_hash: credentials::token_hash(&token),
         created_at: chrono::Utc::now(),

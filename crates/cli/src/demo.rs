@@ -18,6 +18,121 @@ use std::sync::mpsc::sync_channel;
 pub struct DemoCredentials {
     /// (officer id, role, jurisdiction, token).
     pub officers: Vec<(String, String, String, String)>,
+    /// e-ID logins for the portals: (who, personal ID number, passcode, phone).
+    #[serde(default)]
+    pub eid: Vec<(String, String, String, String)>,
+}
+
+/// The passcode of the demo e-ID accounts.
+const DEMO_PASSCODE: &str = "480916";
+
+/// Gives two people of the demo commune an e-ID account for the portals: a household head
+/// (citizen portal, level 1) and an adult linked to a `demo-desk` registrar (officer desk,
+/// level 2). One-time codes go through the development SMS outbox, read back from its file.
+fn demo_eid(
+    idp: &dancu_idp::Idp,
+    store: &dyn Store,
+    config: &Config,
+    commune: &str,
+) -> Result<Vec<(String, String, String, String)>, String> {
+    use dancu_domain::person::{CardStatus, Relationship};
+    let today = (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive();
+    let people = store
+        .persons_after(None, 5_000)
+        .map_err(|e| e.to_string())?;
+    // Adults of the commune whose card lets them open an account.
+    let eligible = |p: &&dancu_domain::person::Person| {
+        !p.is_dead()
+            && p.date_of_birth.year() <= 1995
+            && p.home_commune().as_deref() == Some(commune)
+            && p.cards
+                .iter()
+                .any(|c| c.status == CardStatus::Valid && c.expires_on.is_none_or(|e| e > today))
+    };
+    // The citizen heads a household, so a newborn can join it.
+    let citizen = people.iter().filter(eligible).find(|p| {
+        p.household
+            .as_ref()
+            .is_some_and(|m| m.relationship == Relationship::Head)
+    });
+    let officer = people
+        .iter()
+        .filter(eligible)
+        .find(|p| citizen.is_none_or(|c| c.id != p.id));
+    let (Some(citizen), Some(officer)) = (citizen, officer) else {
+        eprintln!("No two adults with a valid card in commune {commune}: no demo e-ID logins.");
+        return Ok(vec![]);
+    };
+    let outbox = config.data_dir.join("sms-outbox.ndjson");
+    let mut out = Vec::new();
+    for (who, p, phone, level2) in [
+        ("citizen", citizen, "0912000001", false),
+        ("officer", officer, "0912000002", true),
+    ] {
+        if idp.account(&p.id).map_err(|e| e.to_string())?.is_none() {
+            idp.set_face_reference(&p.id, b"demo portrait")
+                .map_err(|e| e.to_string())?;
+            let otp_id = idp.send_phone_code(phone).map_err(|e| e.to_string())?;
+            let text = std::fs::read_to_string(&outbox).map_err(|e| e.to_string())?;
+            let code = text
+                .lines()
+                .rev()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["text"].as_str().map(str::to_owned))
+                .find_map(|t| {
+                    t.split(|c: char| !c.is_ascii_digit())
+                        .find(|w| w.len() == 6)
+                        .map(str::to_owned)
+                })
+                .ok_or("no one-time code in the SMS outbox")?;
+            idp.register_level1(&dancu_idp::Level1Registration {
+                id: p.id,
+                phone: phone.to_owned(),
+                otp_id,
+                code,
+                face_image: b"demo portrait".to_vec(),
+                passcode: DEMO_PASSCODE.to_owned(),
+                guardian: None,
+            })
+            .map_err(|e| format!("demo e-ID account for {}: {e}", p.id))?;
+            if level2 {
+                idp.raise_level2(
+                    "demo",
+                    &dancu_idp::Level2Raise {
+                        id: p.id,
+                        place: "Công an xã (demo)".to_owned(),
+                        face_checked: true,
+                        fingerprints_checked: true,
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        if level2 {
+            let record = OfficerRecord {
+                officer: Officer {
+                    id: "demo-desk".into(),
+                    name: format!("{} (demo)", p.name.full()),
+                    role: Role::Registrar,
+                    jurisdiction: Jurisdiction::Commune(commune.to_owned()),
+                    person: Some(p.id),
+                },
+                token_hash: credentials::token_hash(&credentials::new_token()),
+                created_at: chrono::Utc::now(),
+            };
+            match store.add_officer(&record) {
+                Ok(()) | Err(dancu_store::StoreError::Exists(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        out.push((
+            who.to_owned(),
+            p.id.to_string(),
+            DEMO_PASSCODE.to_owned(),
+            format!("+84{}", &phone[1..]),
+        ));
+    }
+    Ok(out)
 }
 
 /// Generates `people` synthetic people from `seed` and loads them, households included, using
@@ -115,7 +230,10 @@ fn demo_officers(
             Jurisdiction::Commune(commune.to_owned()),
         ),
     ];
-    let mut creds = DemoCredentials { officers: vec![] };
+    let mut creds = DemoCredentials {
+        officers: vec![],
+        eid: vec![],
+    };
     for (id, name, role, jurisdiction) in officers {
         let token = credentials::new_token();
         let record = OfficerRecord {
@@ -124,6 +242,7 @@ fn demo_officers(
                 name: name.into(),
                 role,
                 jurisdiction: jurisdiction.clone(),
+                person: None,
             },
             token_hash: credentials::token_hash(&token),
             created_at: chrono::Utc::now(),
@@ -195,7 +314,15 @@ pub fn run(config: &Config, people: u64, seed: u64, serve: bool) -> Result<(), S
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let app = server::app_with_idp(store, docs, config)?;
+    let registry = std::sync::Arc::new(dancu_registry::Registry::new(
+        store.clone(),
+        std::sync::Arc::new(dancu_domain::clock::SystemClock),
+        None,
+    ));
+    let idp = server::idp(registry.clone(), docs, config)?;
+    let mut creds = creds;
+    creds.eid = demo_eid(&idp, store.as_ref(), config, &commune)?;
+    let app = dancu_http::router(dancu_http::AppState::new(registry).with_idp(idp));
     rt.block_on(async {
         let bound = server::Bound::bind(config.listen, app).await?;
         print_credentials(&creds, Some(bound.local_addr()));
@@ -225,6 +352,17 @@ fn print_credentials(creds: &DemoCredentials, addr: Option<std::net::SocketAddr>
         println!(
             "  Health:           http://{addr}/healthz   Ready: http://{addr}/readyz   Metrics: http://{addr}/metrics"
         );
+    }
+    if let Some(addr) = addr {
+        println!(
+            "  Citizen portal:   http://{addr}/portal/me   Officer desk: http://{addr}/portal/desk"
+        );
+    }
+    if !creds.eid.is_empty() {
+        println!("e-ID logins for the portals (one-time codes: <data dir>/sms-outbox.ndjson):");
+        for (who, id, passcode, phone) in &creds.eid {
+            println!("  {who:<8} ID {id}  passcode {passcode}  phone {phone}");
+        }
     }
     println!("Demo officers (Authorization: Bearer <token>):");
     for (id, role, jurisdiction, token) in &creds.officers {

@@ -154,6 +154,10 @@ enum OfficerCmd {
         /// national, province:NN or commune:NNNNN (2025 codes).
         #[arg(long, value_parser = Jurisdiction::parse)]
         jurisdiction: Jurisdiction,
+        /// The officer's own personal ID number: lets them log in to the officer desk with
+        /// their e-ID account (level 2).
+        #[arg(long, value_parser = parse_person)]
+        person: Option<dancu_domain::PersonalId>,
     },
     /// List officers.
     List,
@@ -290,6 +294,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     name,
                     role,
                     jurisdiction,
+                    person,
                 },
         } => {
             let store = server::open_store(&config)?;
@@ -300,6 +305,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     name,
                     role,
                     jurisdiction,
+                    person,
                 },
             )?;
             println!("{token}");
@@ -387,6 +393,11 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn parse_person(s: &str) -> Result<dancu_domain::PersonalId, String> {
+    dancu_domain::PersonalId::parse(s)
+        .map_err(|e| format!("{s:?} is not a personal ID number: {e}"))
 }
 
 /// Creates an officer and returns their new token.

@@ -93,4 +93,8 @@ pub struct Officer {
     pub role: Role,
     /// Jurisdiction.
     pub jurisdiction: Jurisdiction,
+    /// The officer's own personal ID number, which links their e-ID login (officer desk) to
+    /// this record; `None` for officers who only use API tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<crate::id::PersonalId>,
 }

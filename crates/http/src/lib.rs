@@ -10,6 +10,7 @@
 mod hub;
 mod metrics;
 pub mod oidc;
+pub mod portal;
 mod problem;
 
 pub use metrics::Metrics;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub hub: Option<Arc<dancu_hub::service::Hub>>,
     metrics: Arc<Metrics>,
     tokens: Arc<RwLock<HashMap<String, (Officer, Instant)>>>,
+    /// The web portals' sessions.
+    portal: Arc<portal::Portal>,
     /// Run point reads on the async worker instead of the blocking pool: set for the embedded
     /// store, whose reads are memory-mapped page lookups of a few microseconds, where handing
     /// the work to another thread costs more than the work.
@@ -61,6 +64,7 @@ impl AppState {
             hub: None,
             metrics: Arc::new(Metrics::new()),
             tokens: Arc::default(),
+            portal: Arc::default(),
             inline_reads,
         }
     }
@@ -673,6 +677,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .merge(oidc::router())
+        .merge(portal::router())
         .merge(hub::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(256 * 1024))

@@ -52,6 +52,11 @@ impl ApiError {
         }
     }
 
+    /// Its stable code and messages, for the HTML pages that show it in place.
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, &str, &str) {
+        (self.status, self.code, &self.vi, &self.en)
+    }
+
     /// Malformed JSON or a body that does not fit the schema.
     pub fn bad_body(e: &serde_json::Error) -> Self {
         Self::new(

@@ -950,6 +950,79 @@ impl Idp {
         self.advance(tx, cookie)
     }
 
+    /// The person's consents to clients (given and withdrawn), by client.
+    pub fn consents(&self, person: &PersonalId) -> Result<Vec<Consent>, IdpError> {
+        self.docs
+            .list(kind::CONSENT, &format!("{person}/"), 500)?
+            .into_iter()
+            .map(|(_, d)| {
+                serde_json::from_str(&d.json).map_err(|e| IdpError::internal(&e.to_string()))
+            })
+            .collect()
+    }
+
+    /// Makes sure one of dancu's own web applications (the portals) is registered as a
+    /// `client_secret_basic` client with public subjects, exactly these redirect URIs and
+    /// scopes, and returns its secret. The secret is made once and kept with the provider's
+    /// secrets, so every node of a deployment and every restart share it.
+    pub fn first_party_client(
+        &self,
+        id: &str,
+        name: &str,
+        redirect_uris: &[String],
+        scopes: &[&str],
+    ) -> Result<String, IdpError> {
+        let secret_name = format!("client_secret/{id}");
+        let secret = match self.docs.get(kind::SECRET, &secret_name)? {
+            Some(d) => serde_json::from_str::<String>(&d.json)
+                .map_err(|e| IdpError::internal(&e.to_string()))?,
+            None => {
+                let s = new_token(&mut *self.rng());
+                match self
+                    .docs
+                    .put(kind::SECRET, &secret_name, 0, &crate::to_json(&s)?, None)
+                {
+                    Ok(_) => s,
+                    // Another node made it first: use theirs.
+                    Err(dancu_store::StoreError::Exists(_)) => {
+                        let d = self
+                            .docs
+                            .get(kind::SECRET, &secret_name)?
+                            .ok_or_else(|| IdpError::internal("client secret vanished"))?;
+                        serde_json::from_str::<String>(&d.json)
+                            .map_err(|e| IdpError::internal(&e.to_string()))?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        let wanted = Client {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            redirect_uris: redirect_uris.to_vec(),
+            auth: ClientAuth::ClientSecretBasic {
+                secret_sha256: hash_client_secret(&secret),
+            },
+            require_par: false,
+            require_dpop: false,
+            subject_type: SubjectType::Public,
+            allowed_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            machine: false,
+        };
+        let json = crate::to_json(&wanted)?;
+        match self.docs.get(kind::CLIENT, id)? {
+            Some(d) if d.json == json => {}
+            Some(d) => {
+                self.docs.put(kind::CLIENT, id, d.version, &json, None)?;
+            }
+            None => match self.docs.put(kind::CLIENT, id, 0, &json, None) {
+                Ok(_) | Err(dancu_store::StoreError::Exists(_)) => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+        Ok(secret)
+    }
+
     /// Withdraws a person's consent for a client; the next login asks again.
     pub fn revoke_consent(&self, person: &PersonalId, client_id: &str) -> Result<bool, IdpError> {
         let key = format!("{person}/{client_id}");

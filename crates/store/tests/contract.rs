@@ -1009,6 +1009,7 @@ fn officers_add_get_and_duplicates(b: &Backend) {
         name: "Trịnh Văn Xuân".to_owned(),
         role: Role::Registrar,
         jurisdiction: j,
+        person: None,
     };
     let rec = |o: Officer, token: &str| OfficerRecord {
         officer: o,

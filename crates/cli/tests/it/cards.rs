@@ -183,6 +183,7 @@ impl CardServer {
                         name: "Officer".into(),
                         role: Role::Registrar,
                         jurisdiction: Jurisdiction::National,
+                        person: None,
                     },
                     token_hash: credentials::token_hash(&token),
                     created_at: Utc::now(),

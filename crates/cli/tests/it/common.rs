@@ -100,6 +100,7 @@ fn officer(store: &dyn Store, id: &str, role: Role, j: Jurisdiction) -> String {
                 name: format!("Officer {id}"),
                 role,
                 jurisdiction: j,
+                person: None,
             },
             token_hash: credentials::token_hash(&token),
             created_at: Utc::now(),

@@ -142,6 +142,7 @@ fn officer(store: &dyn Store, id: &str, role: Role) -> String {
                 name: format!("Officer {id}"),
                 role,
                 jurisdiction: Jurisdiction::National,
+                person: None,
             },
             token_hash: credentials::token_hash(&token),
             created_at: Utc::now(),

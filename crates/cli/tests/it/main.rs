@@ -9,4 +9,5 @@ mod common;
 mod crash;
 mod hub;
 mod oidc;
+mod portal;
 mod register;

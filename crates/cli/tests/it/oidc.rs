@@ -155,7 +155,7 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// The last one-time code the development SMS gateway wrote for `phone`.
-fn last_code(s: &TestServer, phone: &str) -> String {
+pub(crate) fn last_code(s: &TestServer, phone: &str) -> String {
     let text = std::fs::read_to_string(&s.sms_outbox).unwrap();
     let line = text
         .lines()
@@ -168,7 +168,12 @@ fn last_code(s: &TestServer, phone: &str) -> String {
     t[at..at + 6].to_owned()
 }
 
-async fn post_json(s: &TestServer, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post_json(
+    s: &TestServer,
+    token: Option<&str>,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let mut r = s.http.post(format!("{}{path}", s.base)).json(&body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -195,7 +200,7 @@ const FACE: &[u8] = b"reference portrait bytes";
 const PASSCODE: &str = "480916";
 
 /// An adult with a valid card, a face reference and a level-1 account with [`PASSCODE`].
-async fn citizen(s: &TestServer, serial: u32, phone: &str) -> String {
+pub(crate) async fn citizen(s: &TestServer, serial: u32, phone: &str) -> String {
     let id = s.adult(serial, "Nguyễn Thị Minh Anh", Sex::Female, 1990, BA_DINH);
     let (st, v) = post_json(
         s,

@@ -219,7 +219,7 @@ fn bad_form(why: &str) -> IdpError {
 
 /// Parses `application/x-www-form-urlencoded` (a body or a query); a repeated parameter is an
 /// error, as OAuth 2.0 §3.1 requires.
-fn parse_form(s: &str) -> Result<BTreeMap<String, String>, IdpError> {
+pub(crate) fn parse_form(s: &str) -> Result<BTreeMap<String, String>, IdpError> {
     let mut out = BTreeMap::new();
     for pair in s.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
