@@ -25,6 +25,7 @@ use dancu_domain::officer::Officer;
 use dancu_domain::person::Person;
 use serde::{Deserialize, Serialize};
 
+mod access_journal;
 pub mod docs;
 mod docs_postgres;
 mod docs_sqlite;

@@ -6,6 +6,7 @@
 //! database consistent after a crash at any instant; a power cut may lose the last commits.
 //! Set `synchronous=FULL` with [`SqliteStore::open_with`] when that matters more than speed.
 
+use crate::access_journal::AccessJournal;
 use crate::*;
 use dancu_domain::event::Household;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -16,17 +17,8 @@ use std::sync::{Mutex, RwLock};
 // ordinary rowid tables: rows are appended and the key lives in a small separate index.
 // `WITHOUT ROWID` would keep ~1 KB rows inside a B-tree ordered by a random ID, which made bulk
 // loads about seven times slower.
-/// The read-access log lives in its own database file beside the register's (`<name>-access.sqlite3`):
-/// it is written on every read, and keeping those commits out of the register's WAL keeps the
-/// register's readers from searching a growing WAL on every page they read.
-const ACCESS_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS access_log (
-    seq INTEGER PRIMARY KEY, person TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
-    purpose TEXT NOT NULL, action TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS access_log_person ON access_log (person, seq);
-"#;
-
+/// The read-access log is an append-only journal beside the register's database, indexed by
+/// person into its own database file (`<name>-access.sqlite3`); see [`crate::access_journal`].
 /// Path of the access-log database that goes with a register database.
 pub fn access_log_path(path: &Path) -> PathBuf {
     let stem = path
@@ -171,9 +163,9 @@ pub struct SqliteStore {
     /// Replaced by a fresh pool when a bulk load needs the file to itself (see
     /// [`crate::sqlite_bulk`]): idle readers would keep it from leaving WAL mode.
     pub(crate) readers: RwLock<r2d2::Pool<ReaderManager>>,
-    access: Mutex<Connection>,
-    /// A second connection to the access log for checkpoints, so that they run beside the
-    /// log's writer rather than between its commits.
+    access: AccessJournal,
+    /// A second connection to the access log's index for checkpoints, so that they run beside
+    /// the indexer rather than between its commits.
     access_upkeep: Mutex<Option<Connection>>,
 }
 
@@ -250,15 +242,14 @@ impl SqliteStore {
             .map_err(db)?;
         a.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
         a.pragma_update(None, "synchronous", sync).map_err(db)?;
-        a.execute_batch(ACCESS_SCHEMA).map_err(db)?;
-        // Checkpoints run in `access_log_upkeep` on another connection and thread, instead of
-        // inside the commits that readers wait for.
+        // Checkpoints run in `access_log_upkeep` on another connection, after indexing.
         a.pragma_update(None, "wal_autocheckpoint", 0).map_err(db)?;
+        let access = AccessJournal::open(path, a, durability)?;
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(w),
             readers,
-            access: Mutex::new(a),
+            access,
             access_upkeep: Mutex::new(None),
         })
     }
@@ -674,6 +665,7 @@ impl Store for SqliteStore {
     }
 
     fn access_log_upkeep(&self) -> Result<()> {
+        self.access.upkeep()?;
         let mut slot = self.access_upkeep.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             let c = Connection::open(access_log_path(&self.path)).map_err(db)?;
@@ -700,64 +692,11 @@ impl Store for SqliteStore {
     }
 
     fn record_access(&self, entries: &[AccessEntry]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.access.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db)?;
-        {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO access_log (person, actor, at, purpose, action) VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(db)?;
-            for e in entries {
-                stmt.execute(params![
-                    e.person.as_str(),
-                    e.actor,
-                    ts(&e.at),
-                    e.purpose,
-                    e.action
-                ])
-                .map_err(db)?;
-            }
-        }
-        tx.commit().map_err(db)
+        self.access.append(entries)
     }
 
     fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>> {
-        let c = self.access.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = c
-            .prepare_cached(
-                "SELECT actor, at, purpose, action FROM access_log WHERE person = ?1 ORDER BY seq DESC LIMIT ?2",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map(params![person.as_str(), limit], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(db)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db)?;
-        rows.into_iter()
-            .map(|(actor, at, purpose, action)| {
-                let at = DateTime::parse_from_rfc3339(&at)
-                    .map_err(|e| StoreError::Backend(format!("bad timestamp {at}: {e}")))?
-                    .with_timezone(&Utc);
-                Ok(AccessEntry {
-                    actor,
-                    at,
-                    person: *person,
-                    purpose,
-                    action,
-                })
-            })
-            .collect()
+        self.access.query(person, limit)
     }
 
     fn import_batch(

@@ -256,14 +256,40 @@ fn server_killed_during_writes_loses_nothing_committed() {
                 }
             }));
         }
+        // Readers beside the writers: every record released to them must be in the access log.
+        let reads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        for _ in 0..4 {
+            let (http, base, token, ids, reads) = (http.clone(), base.clone(), token.clone(), ids.clone(), reads.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Some(id) = ids.lock().unwrap().last().cloned() else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    };
+                    let r = http.post(format!("{base}/api/v1/persons/get")).bearer_auth(&token)
+                        .header("X-Purpose", "crash-check").json(&serde_json::json!({"id": id})).send().await;
+                    let Ok(r) = r else { return };
+                    if !r.status().is_success() || r.bytes().await.is_err() {
+                        return;
+                    }
+                    reads.lock().unwrap().push(id);
+                }
+            }));
+        }
         tokio::time::sleep(Duration::from_millis(1500)).await;
         server.kill().unwrap(); // SIGKILL in the middle of the writes
         let _ = server.wait();
         for t in tasks {
             let _ = t.await;
         }
-        ids.lock().unwrap().clone()
+        let ids = ids.lock().unwrap().clone();
+        (ids, reads.lock().unwrap().clone())
     });
+    let (acknowledged, reads) = acknowledged;
+    assert!(
+        !reads.is_empty(),
+        "some reads were answered before the kill"
+    );
     assert!(
         !acknowledged.is_empty(),
         "some births were acknowledged before the kill"
@@ -276,6 +302,22 @@ fn server_killed_during_writes_loses_nothing_committed() {
         assert!(
             store.person(&id).unwrap().is_some(),
             "acknowledged birth {id} was lost"
+        );
+    }
+    let mut answered = std::collections::BTreeMap::<String, usize>::new();
+    for id in reads {
+        *answered.entry(id).or_default() += 1;
+    }
+    for (id, n) in answered {
+        let logged = store
+            .access_log(&dancu_domain::PersonalId::parse(&id).unwrap(), 10_000)
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "record" && e.actor == "crash")
+            .count();
+        assert!(
+            logged >= n,
+            "{n} reads of {id} were answered but {logged} are in the access log"
         );
     }
 }

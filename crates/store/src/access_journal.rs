@@ -1,0 +1,598 @@
+//! The embedded store's read-access log: an append-only journal file, indexed behind the
+//! readers.
+//!
+//! Every read of a person's data must be recorded before the data is released, so the log sits on
+//! the hottest path there is. Appending a batch of entries is one `write` to the end of
+//! `<name>-access.journal` (one `fdatasync` too under [`Durability::Full`]); nothing else
+//! happens on the request path. Every half second the store's upkeep moves what the journal
+//! gained into the `access_log` table of `<name>-access.sqlite3` (indexed by person), in one
+//! transaction that also records how far the journal is indexed. Entries not yet indexed are
+//! kept in memory too, so the per-person query sees them at once.
+//!
+//! Crash safety: each record carries its length and a checksum, so a record torn by a crash is
+//! recognised and cut off at the next open; the index records the journal's generation and the
+//! offset it reached in the same transaction as the rows, and re-indexing a record is a no-op
+//! (the sequence number is the row's key). When everything is indexed and the journal has
+//! grown past [`ROTATE_AT`], the index first moves to the next generation, then the journal is
+//! emptied: a crash between the two leaves an older, fully indexed journal that the next open
+//! simply empties.
+//!
+//! Record layout (little-endian): `len u32 | check u64 | payload`, where `check` is FNV-1a of
+//! the payload and the payload is `seq i64 | at µs i64 | person [12] | actor | purpose |
+//! action`, each string a `u32` length and UTF-8 bytes. The file starts with `DANCUACC` and its
+//! generation (`u64`).
+
+use crate::sqlite::Durability;
+use crate::{AccessEntry, Result, StoreError};
+use chrono::{DateTime, Utc};
+use dancu_domain::PersonalId;
+use rusqlite::{Connection, params};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const MAGIC: &[u8; 8] = b"DANCUACC";
+const HEADER: u64 = 16;
+/// Size past which a fully indexed journal is emptied.
+pub(crate) const ROTATE_AT: u64 = 64 << 20;
+/// Longest record accepted when reading back (a longer length field means a torn record).
+const MAX_RECORD: u32 = 1 << 20;
+
+/// The schema of the index database.
+pub(crate) const INDEX_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS access_log (
+    seq INTEGER PRIMARY KEY, person TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL,
+    purpose TEXT NOT NULL, action TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS access_log_person ON access_log (person, seq);
+CREATE TABLE IF NOT EXISTS access_journal (
+    id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, indexed INTEGER NOT NULL
+);
+"#;
+
+fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("{what} {}: {e}", path.display()))
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("access index: {e}"))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Path of the journal that goes with a register database.
+pub fn journal_path(db: &Path) -> PathBuf {
+    let stem = db
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dancu".into());
+    db.with_file_name(format!("{stem}-access.journal"))
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn encode(out: &mut Vec<u8>, seq: i64, e: &AccessEntry) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 12]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&e.at.timestamp_micros().to_le_bytes());
+    out.extend_from_slice(e.person.as_str().as_bytes());
+    put_str(out, &e.actor);
+    put_str(out, &e.purpose);
+    put_str(out, &e.action);
+    let len = (out.len() - start - 12) as u32;
+    let check = fnv1a(&out[start + 12..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 12].copy_from_slice(&check.to_le_bytes());
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+fn decode(payload: &[u8]) -> Option<(i64, AccessEntry)> {
+    let mut c = Cursor(payload);
+    let seq = c.i64()?;
+    let at = DateTime::<Utc>::from_timestamp_micros(c.i64()?)?;
+    let person = std::str::from_utf8(c.take(12)?).ok()?.parse().ok()?;
+    let actor = c.string()?;
+    let purpose = c.string()?;
+    let action = c.string()?;
+    c.0.is_empty().then_some((
+        seq,
+        AccessEntry {
+            actor,
+            at,
+            person,
+            purpose,
+            action,
+        },
+    ))
+}
+
+/// Reads the records of `bytes` (which starts at a record boundary); returns them with the
+/// length of the valid prefix. Reading stops at the first torn or damaged record.
+fn read_records(bytes: &[u8]) -> (Vec<(i64, AccessEntry)>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= 12 {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0xff; 4]));
+        let check = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap_or([0; 8]));
+        if len > MAX_RECORD || bytes.len() - at - 12 < len as usize {
+            break;
+        }
+        let payload = &bytes[at + 12..at + 12 + len as usize];
+        if fnv1a(payload) != check {
+            break;
+        }
+        let Some(rec) = decode(payload) else { break };
+        out.push(rec);
+        at += 12 + len as usize;
+    }
+    (out, at)
+}
+
+struct JournalFile {
+    file: File,
+    generation: u64,
+    len: u64,
+    next_seq: i64,
+    unsynced: bool,
+}
+
+/// Entries written to the journal and not yet known to be in the index, oldest first, with the
+/// journal offset after the last of them.
+#[derive(Default)]
+struct Pending {
+    entries: Vec<(i64, AccessEntry)>,
+    end: u64,
+    generation: u64,
+}
+
+/// The journal with its index.
+pub(crate) struct AccessJournal {
+    path: PathBuf,
+    durability: Durability,
+    file: Mutex<JournalFile>,
+    pending: Mutex<Pending>,
+    /// The index database's writer (also used for queries).
+    index: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for AccessJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessJournal")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn write_header(file: &mut File, path: &Path, generation: u64) -> Result<()> {
+    file.set_len(0).map_err(|e| io("emptying", path, e))?;
+    let mut h = Vec::with_capacity(HEADER as usize);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&generation.to_le_bytes());
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.write_all(&h))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("writing the header of", path, e))
+}
+
+fn index_rows(
+    conn: &mut Connection,
+    rows: &[(i64, AccessEntry)],
+    generation: u64,
+    indexed: u64,
+) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    {
+        // Sorted by person, the index's leaf pages are each visited once per batch.
+        let mut order: Vec<&(i64, AccessEntry)> = rows.iter().collect();
+        order.sort_unstable_by(|a, b| (a.1.person.as_str(), a.0).cmp(&(b.1.person.as_str(), b.0)));
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO access_log (seq, person, actor, at, purpose, action) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(db)?;
+        for (seq, e) in order {
+            stmt.execute(params![
+                seq,
+                e.person.as_str(),
+                e.actor,
+                crate::sqlite::ts(&e.at),
+                e.purpose,
+                e.action
+            ])
+            .map_err(db)?;
+        }
+    }
+    tx.execute(
+        "INSERT INTO access_journal (id, generation, indexed) VALUES (1, ?1, ?2) \
+         ON CONFLICT (id) DO UPDATE SET generation = ?1, indexed = ?2",
+        params![generation as i64, indexed as i64],
+    )
+    .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
+impl AccessJournal {
+    /// Opens the journal beside `db_path` with its index connection (schema already applied),
+    /// indexing whatever an earlier run wrote and did not index.
+    pub(crate) fn open(
+        db_path: &Path,
+        mut index: Connection,
+        durability: Durability,
+    ) -> Result<Self> {
+        index.execute_batch(INDEX_SCHEMA).map_err(db)?;
+        let path = journal_path(db_path);
+        let state: Option<(i64, i64)> = index
+            .query_row(
+                "SELECT generation, indexed FROM access_journal WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(db(e)),
+            })?;
+        let (indexed_gen, indexed_at) = state
+            .map(|(g, o)| (g as u64, o as u64))
+            .unwrap_or((1, HEADER));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io("opening", &path, e))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|e| io("reading", &path, e))?;
+        let file_gen = (bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC)
+            .then(|| u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8])));
+        let max_seq: i64 = index
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM access_log", [], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        let (generation, len, mut next_seq) = match file_gen {
+            // Not yet indexed entries of the current generation (or, if the index was lost, all
+            // of a newer one): index them now.
+            Some(g)
+                if g > indexed_gen || (g == indexed_gen && indexed_at <= bytes.len() as u64) =>
+            {
+                let from = if g == indexed_gen { indexed_at } else { HEADER } as usize;
+                let (rows, valid) = read_records(&bytes[from..]);
+                let end = (from + valid) as u64;
+                if end < bytes.len() as u64 {
+                    tracing::warn!(
+                        journal = %path.display(),
+                        cut = bytes.len() as u64 - end,
+                        "access journal ended in a torn record; cutting it off"
+                    );
+                    file.set_len(end).map_err(|e| io("truncating", &path, e))?;
+                }
+                if !rows.is_empty() || g != indexed_gen {
+                    index_rows(&mut index, &rows, g, end)?;
+                }
+                let last = rows.last().map(|r| r.0).unwrap_or(0);
+                (g, end, max_seq.max(last) + 1)
+            }
+            // Missing, damaged header, or an older generation that the index already holds.
+            _ => {
+                let g = indexed_gen.max(file_gen.unwrap_or(0)) + 1;
+                index_rows(&mut index, &[], g, HEADER)?;
+                write_header(&mut file, &path, g)?;
+                (g, HEADER, max_seq + 1)
+            }
+        };
+        file.seek(SeekFrom::Start(len))
+            .map_err(|e| io("seeking", &path, e))?;
+        next_seq = next_seq.max(1);
+        Ok(Self {
+            path,
+            durability,
+            file: Mutex::new(JournalFile {
+                file,
+                generation,
+                len,
+                next_seq,
+                unsynced: false,
+            }),
+            pending: Mutex::new(Pending {
+                entries: Vec::new(),
+                end: len,
+                generation,
+            }),
+            index: Mutex::new(index),
+        })
+    }
+
+    /// Appends entries: one write (and one sync under full durability).
+    pub(crate) fn append(&self, entries: &[AccessEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buf = Vec::with_capacity(entries.len() * 128);
+        let first = f.next_seq;
+        for (i, e) in entries.iter().enumerate() {
+            encode(&mut buf, first + i as i64, e);
+        }
+        let written = f.file.write_all(&buf).and_then(|()| {
+            if self.durability == Durability::Full {
+                f.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written {
+            // Leave no partial record behind; the next append starts where this one did.
+            let len = f.len;
+            let _ = f.file.set_len(len);
+            let _ = f.file.seek(SeekFrom::Start(len));
+            return Err(io("appending to", &self.path, e));
+        }
+        f.len += buf.len() as u64;
+        f.next_seq += entries.len() as i64;
+        f.unsynced = self.durability != Durability::Full;
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.entries.extend(
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (first + i as i64, e.clone())),
+        );
+        p.end = f.len;
+        p.generation = f.generation;
+        Ok(())
+    }
+
+    /// Moves what the journal gained into the index, syncs the journal under normal
+    /// durability, and empties it when it is large and fully indexed.
+    pub(crate) fn upkeep(&self) -> Result<()> {
+        let (rows, end, generation) = {
+            let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            (p.entries.clone(), p.end, p.generation)
+        };
+        {
+            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if f.unsynced {
+                f.file
+                    .sync_data()
+                    .map_err(|e| io("syncing", &self.path, e))?;
+                f.unsynced = false;
+            }
+        }
+        if !rows.is_empty() {
+            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            index_rows(&mut index, &rows, generation, end)?;
+            drop(index);
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.entries.drain(..rows.len());
+        }
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if f.len >= ROTATE_AT && p.entries.is_empty() {
+            let next = f.generation + 1;
+            {
+                let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+                index_rows(&mut index, &[], next, HEADER)?;
+            }
+            let path = self.path.clone();
+            write_header(&mut f.file, &path, next)?;
+            f.generation = next;
+            f.len = HEADER;
+        }
+        Ok(())
+    }
+
+    /// One person's entries, newest first: those still waiting for the index and those in it.
+    pub(crate) fn query(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>> {
+        // Pending first, then the index: an entry leaves `pending` only after the index has it.
+        let mut found: Vec<(i64, AccessEntry)> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .iter()
+            .filter(|(_, e)| e.person == *person)
+            .cloned()
+            .collect();
+        let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = index
+            .prepare_cached(
+                "SELECT seq, actor, at, purpose, action FROM access_log WHERE person = ?1 \
+                 ORDER BY seq DESC LIMIT ?2",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![person.as_str(), limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(db)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db)?;
+        for (seq, actor, at, purpose, action) in rows {
+            let at = DateTime::parse_from_rfc3339(&at)
+                .map_err(|e| StoreError::Backend(format!("bad timestamp {at}: {e}")))?
+                .with_timezone(&Utc);
+            found.push((
+                seq,
+                AccessEntry {
+                    actor,
+                    at,
+                    person: *person,
+                    purpose,
+                    action,
+                },
+            ));
+        }
+        found.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        found.dedup_by_key(|r| r.0);
+        found.truncate(limit as usize);
+        Ok(found.into_iter().map(|r| r.1).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(person: &str, n: u32) -> AccessEntry {
+        AccessEntry {
+            actor: format!("officer-{n}"),
+            at: DateTime::<Utc>::from_timestamp(1_700_000_000 + i64::from(n), 0).unwrap(),
+            person: person.parse().unwrap(),
+            purpose: "kiểm tra hồ sơ".into(),
+            action: "record".into(),
+        }
+    }
+
+    fn open(dir: &Path) -> AccessJournal {
+        let db = dir.join("r.sqlite3");
+        let c = Connection::open(dir.join("r-access.sqlite3")).unwrap();
+        AccessJournal::open(&db, c, Durability::Normal).unwrap()
+    }
+
+    const A: &str = "001190000001";
+    const B: &str = "079085000002";
+
+    #[test]
+    fn entries_are_seen_before_and_after_indexing_and_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1), entry(B, 2)]).unwrap();
+        j.append(&[entry(A, 3)]).unwrap();
+        let before = j.query(&A.parse().unwrap(), 10).unwrap();
+        assert_eq!(
+            before.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-3", "officer-1"]
+        );
+        j.upkeep().unwrap();
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap(), before);
+        j.append(&[entry(A, 4)]).unwrap();
+        drop(j);
+        // Entry 4 was never indexed: the next open indexes it from the journal.
+        let j = open(dir.path());
+        let after = j.query(&A.parse().unwrap(), 2).unwrap();
+        assert_eq!(
+            after.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-4", "officer-3"]
+        );
+        assert_eq!(j.query(&B.parse().unwrap(), 10).unwrap().len(), 1);
+        // New entries continue the sequence rather than colliding with indexed ones.
+        j.append(&[entry(A, 5)]).unwrap();
+        j.upkeep().unwrap();
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_torn_last_record_is_cut_off_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1), entry(A, 2)]).unwrap();
+        drop(j);
+        let path = journal_path(&dir.path().join("r.sqlite3"));
+        let len = std::fs::metadata(&path).unwrap().len();
+        // A crash in the middle of the second record.
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let j = open(dir.path());
+        let got = j.query(&A.parse().unwrap(), 10).unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-1"]
+        );
+        j.append(&[entry(A, 3)]).unwrap();
+        drop(j);
+        let j = open(dir.path());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_damaged_record_stops_reading_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1), entry(A, 2), entry(A, 3)]).unwrap();
+        drop(j);
+        let path = journal_path(&dir.path().join("r.sqlite3"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second =
+            HEADER as usize + 12 + u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+        bytes[second + 30] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let j = open(dir.path());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_fully_indexed_journal_is_emptied_into_a_new_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let path = journal_path(&dir.path().join("r.sqlite3"));
+        // Force a rotation by pretending the journal is large.
+        j.append(&[entry(A, 1)]).unwrap();
+        j.file.lock().unwrap().len = ROTATE_AT;
+        j.upkeep().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
+        j.append(&[entry(A, 2)]).unwrap();
+        drop(j);
+        let j = open(dir.path());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 2);
+        // A crash after the index moved on but before the journal was emptied: the old journal
+        // (generation 1, fully indexed) is emptied at open, nothing is indexed twice.
+        drop(j);
+        let c = Connection::open(dir.path().join("r-access.sqlite3")).unwrap();
+        c.execute(
+            "UPDATE access_journal SET generation = generation + 1, indexed = 16",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let j = open(dir.path());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 2);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
+    }
+}
