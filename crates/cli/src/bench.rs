@@ -559,13 +559,18 @@ fn bench_http(
             "[bench] http: {label} for {} s over {} connections…",
             args.seconds, args.connections
         );
-        client_rt.block_on(load(
+        let cpu0 = cpu_seconds();
+        let r = client_rt.block_on(load(
             addr,
             token.clone(),
             args.connections,
             args.seconds,
             make,
-        ))
+        ))?;
+        // CPU of the whole process (server and load generator) per request: steadier than
+        // throughput when other work shares the machine.
+        let cpu_us = (cpu_seconds() - cpu0) * 1e6 / r.requests.max(1) as f64;
+        Ok::<_, String>((r, cpu_us))
     };
     // Warm-up, then the reference and the measured endpoints.
     let ids2 = ids.clone();
@@ -600,9 +605,9 @@ fn bench_http(
         1,
         get_person.clone(),
     ))?;
-    let mut empty_r = run("empty JSON handler", empty)?;
-    let mut get_r = run("get person by ID", get_person)?;
-    let mut search_r = run("name search", search)?;
+    let (mut empty_r, empty_cpu) = run("empty JSON handler", empty)?;
+    let (mut get_r, get_cpu) = run("get person by ID", get_person)?;
+    let (mut search_r, search_cpu) = run("name search", search)?;
     let _ = stop_tx.send(());
     drop(server_rt);
     let empty_rps = empty_r.requests as f64 / empty_r.seconds;
@@ -614,6 +619,8 @@ fn bench_http(
         "get_person": get_r.summary(),
         "get_person_ratio_to_empty": round(get_rps / empty_rps, 3),
         "name_search": search_r.summary(),
+        "cpu_us_per_request": {"empty_handler": round(empty_cpu, 1), "get_person": round(get_cpu, 1), "name_search": round(search_cpu, 1)},
+        "get_person_cpu_ratio_to_empty": round(empty_cpu / get_cpu, 3),
         "targets": {"get_person_ratio_to_empty": 0.6, "get_person_p99_ms": 5.0, "name_search_p99_ms": 20.0},
         "note": "server (2 worker threads) and load generator (1 thread) share the machine; every get-person and search result is written to the access log before it is returned",
     }))

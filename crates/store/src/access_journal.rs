@@ -4,10 +4,12 @@
 //! Every read of a person's data must be recorded before the data is released, so the log sits on
 //! the hottest path there is. Appending a batch of entries is one `write` to the end of
 //! `<name>-access.journal` (one `fdatasync` too under [`Durability::Full`]); nothing else
-//! happens on the request path. Every half second the store's upkeep moves what the journal
-//! gained into the `access_log` table of `<name>-access.sqlite3` (indexed by person), in one
-//! transaction that also records how far the journal is indexed. Entries not yet indexed are
-//! kept in memory too, so the per-person query sees them at once.
+//! happens on the request path. The store's upkeep (every half second) syncs the journal and,
+//! once 65,536 entries have gathered or the oldest has waited 30 s, moves them into the
+//! `access_log` table of `<name>-access.sqlite3` (indexed by person) in one transaction that
+//! also records how far the journal is indexed. Person keys are random, so a small batch would
+//! dirty one index page per entry; large batches share pages. Entries not yet indexed are kept
+//! in memory too, so the per-person query sees them at once.
 //!
 //! Crash safety: each record carries its length and a checksum, so a record torn by a crash is
 //! recognised and cut off at the next open; the index records the journal's generation and the
@@ -36,6 +38,13 @@ const MAGIC: &[u8; 8] = b"DANCUACC";
 const HEADER: u64 = 16;
 /// Size past which a fully indexed journal is emptied.
 pub(crate) const ROTATE_AT: u64 = 64 << 20;
+/// Entries gathered before they are indexed. Their person keys are random, so each one lands
+/// on its own leaf page of the index unless a batch is large beside the index: every dirtied
+/// page is written twice (WAL, checkpoint) however few entries it gained. Large, rare batches
+/// keep that cost per entry small; until then the entries are answered from memory.
+const INDEX_AT: usize = 65_536;
+/// The longest an entry waits for the index.
+const INDEX_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest record accepted when reading back (a longer length field means a torn record).
 const MAX_RECORD: u32 = 1 << 20;
 
@@ -46,6 +55,9 @@ CREATE TABLE IF NOT EXISTS access_log (
     purpose TEXT NOT NULL, action TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS access_log_person ON access_log (person, seq);
+CREATE TABLE IF NOT EXISTS access_runs (
+    id INTEGER PRIMARY KEY, level INTEGER NOT NULL, entries INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS access_journal (
     id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, indexed INTEGER NOT NULL
 );
@@ -174,6 +186,8 @@ struct Pending {
     entries: Vec<(i64, AccessEntry)>,
     end: u64,
     generation: u64,
+    /// When the oldest of `entries` arrived.
+    since: Option<std::time::Instant>,
 }
 
 /// The journal with its index.
@@ -205,6 +219,15 @@ fn write_header(file: &mut File, path: &Path, generation: u64) -> Result<()> {
         .map_err(|e| io("writing the header of", path, e))
 }
 
+/// Runs merged into one of the next level once this many share a level.
+const MERGE_FANOUT: usize = 4;
+
+fn run_table(id: i64) -> String {
+    format!("access_run_{id}")
+}
+
+/// Writes a batch of entries as a new sorted run and records how far the journal is indexed,
+/// in one transaction.
 fn index_rows(
     conn: &mut Connection,
     rows: &[(i64, AccessEntry)],
@@ -214,27 +237,48 @@ fn index_rows(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db)?;
-    {
-        // Sorted by person, the index's leaf pages are each visited once per batch.
+    if !rows.is_empty() {
+        // In key order, the run's B-tree grows at its right edge: every page written once.
         let mut order: Vec<&(i64, AccessEntry)> = rows.iter().collect();
         order.sort_unstable_by(|a, b| (a.1.person.as_str(), a.0).cmp(&(b.1.person.as_str(), b.0)));
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO access_log (seq, person, actor, at, purpose, action) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        let id: i64 = tx
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM access_runs",
+                [],
+                |r| r.get(0),
             )
             .map_err(db)?;
-        for (seq, e) in order {
-            stmt.execute(params![
-                seq,
-                e.person.as_str(),
-                e.actor,
-                crate::sqlite::ts(&e.at),
-                e.purpose,
-                e.action
-            ])
-            .map_err(db)?;
+        let table = run_table(id);
+        tx.execute_batch(&format!(
+            "CREATE TABLE {table} (person TEXT NOT NULL, seq INTEGER NOT NULL, actor TEXT NOT NULL, \
+             at TEXT NOT NULL, purpose TEXT NOT NULL, action TEXT NOT NULL, \
+             PRIMARY KEY (person, seq)) WITHOUT ROWID"
+        ))
+        .map_err(db)?;
+        {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "INSERT OR IGNORE INTO {table} (person, seq, actor, at, purpose, action) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ))
+                .map_err(db)?;
+            for (seq, e) in order {
+                stmt.execute(params![
+                    e.person.as_str(),
+                    seq,
+                    e.actor,
+                    crate::sqlite::ts(&e.at),
+                    e.purpose,
+                    e.action
+                ])
+                .map_err(db)?;
+            }
         }
+        tx.execute(
+            "INSERT INTO access_runs (id, level, entries) VALUES (?1, 0, ?2)",
+            params![id, rows.len() as i64],
+        )
+        .map_err(db)?;
     }
     tx.execute(
         "INSERT INTO access_journal (id, generation, indexed) VALUES (1, ?1, ?2) \
@@ -243,6 +287,77 @@ fn index_rows(
     )
     .map_err(db)?;
     tx.commit().map_err(db)
+}
+
+/// Merges runs while [`MERGE_FANOUT`] of them share a level, each merge one transaction: the
+/// oldest runs of that level become one run of the next. Each entry is rewritten once per
+/// level, sequentially, and a person's query looks into a few runs per level.
+fn merge_runs(conn: &mut Connection) -> Result<()> {
+    loop {
+        let full: Option<i64> = conn
+            .query_row(
+                "SELECT level FROM access_runs GROUP BY level HAVING count(*) >= ?1 \
+                 ORDER BY level LIMIT 1",
+                [MERGE_FANOUT as i64],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(db(e)),
+            })?;
+        let Some(level) = full else { return Ok(()) };
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let runs: Vec<(i64, i64)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, entries FROM access_runs WHERE level = ?1 ORDER BY id LIMIT ?2",
+                )
+                .map_err(db)?;
+            stmt.query_map(params![level, MERGE_FANOUT as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(db)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db)?
+        };
+        let id: i64 = tx
+            .query_row("SELECT MAX(id) + 1 FROM access_runs", [], |r| r.get(0))
+            .map_err(db)?;
+        let table = run_table(id);
+        let union = runs
+            .iter()
+            .map(|(r, _)| {
+                format!(
+                    "SELECT person, seq, actor, at, purpose, action FROM {}",
+                    run_table(*r)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        tx.execute_batch(&format!(
+            "CREATE TABLE {table} (person TEXT NOT NULL, seq INTEGER NOT NULL, actor TEXT NOT NULL, \
+             at TEXT NOT NULL, purpose TEXT NOT NULL, action TEXT NOT NULL, \
+             PRIMARY KEY (person, seq)) WITHOUT ROWID; \
+             INSERT OR IGNORE INTO {table} SELECT * FROM ({union}) ORDER BY person, seq;"
+        ))
+        .map_err(db)?;
+        for (r, _) in &runs {
+            tx.execute_batch(&format!("DROP TABLE {}", run_table(*r)))
+                .map_err(db)?;
+            tx.execute("DELETE FROM access_runs WHERE id = ?1", [r])
+                .map_err(db)?;
+        }
+        let entries: i64 = runs.iter().map(|(_, n)| n).sum();
+        tx.execute(
+            "INSERT INTO access_runs (id, level, entries) VALUES (?1, ?2, ?3)",
+            params![id, level + 1, entries],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+    }
 }
 
 impl AccessJournal {
@@ -334,9 +449,15 @@ impl AccessJournal {
                 entries: Vec::new(),
                 end: len,
                 generation,
+                since: None,
             }),
             index: Mutex::new(index),
         })
+    }
+
+    /// Whether every append waits for the disk (full durability).
+    pub(crate) fn syncs_each_append(&self) -> bool {
+        self.durability == Durability::Full
     }
 
     /// Appends entries: one write (and one sync under full durability).
@@ -368,6 +489,9 @@ impl AccessJournal {
         f.next_seq += entries.len() as i64;
         f.unsynced = self.durability != Durability::Full;
         let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if p.entries.is_empty() {
+            p.since = Some(std::time::Instant::now());
+        }
         p.entries.extend(
             entries
                 .iter()
@@ -379,12 +503,23 @@ impl AccessJournal {
         Ok(())
     }
 
-    /// Moves what the journal gained into the index, syncs the journal under normal
-    /// durability, and empties it when it is large and fully indexed.
+    /// Syncs the journal under normal durability; once enough entries have gathered (or the
+    /// oldest has waited long enough) moves them into the index, and empties the journal when
+    /// it is large and fully indexed.
     pub(crate) fn upkeep(&self) -> Result<()> {
+        self.upkeep_with(INDEX_AT, INDEX_AFTER)
+    }
+
+    /// [`Self::upkeep`] with the indexing thresholds given.
+    pub(crate) fn upkeep_with(&self, at: usize, after: std::time::Duration) -> Result<()> {
         let (rows, end, generation) = {
             let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            (p.entries.clone(), p.end, p.generation)
+            let due = p.entries.len() >= at || p.since.is_some_and(|t| t.elapsed() >= after);
+            if due {
+                (p.entries.clone(), p.end, p.generation)
+            } else {
+                (Vec::new(), p.end, p.generation)
+            }
         };
         {
             let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
@@ -398,9 +533,11 @@ impl AccessJournal {
         if !rows.is_empty() {
             let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
             index_rows(&mut index, &rows, generation, end)?;
+            merge_runs(&mut index)?;
             drop(index);
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             p.entries.drain(..rows.len());
+            p.since = (!p.entries.is_empty()).then(std::time::Instant::now);
         }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -431,25 +568,39 @@ impl AccessJournal {
             .cloned()
             .collect();
         let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stmt = index
-            .prepare_cached(
-                "SELECT seq, actor, at, purpose, action FROM access_log WHERE person = ?1 \
-                 ORDER BY seq DESC LIMIT ?2",
-            )
-            .map_err(db)?;
-        let rows = stmt
-            .query_map(params![person.as_str(), limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
+        // The sorted runs, and the table that held the log before the runs (kept as it was).
+        let mut tables: Vec<String> = index
+            .prepare_cached("SELECT id FROM access_runs ORDER BY id")
             .map_err(db)?
-            .collect::<rusqlite::Result<Vec<_>>>()
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(db)?
+            .map(|id| id.map(run_table))
+            .collect::<rusqlite::Result<_>>()
             .map_err(db)?;
+        tables.push("access_log".into());
+        let mut rows = Vec::new();
+        for table in tables {
+            let mut stmt = index
+                .prepare_cached(&format!(
+                    "SELECT seq, actor, at, purpose, action FROM {table} WHERE person = ?1 \
+                     ORDER BY seq DESC LIMIT ?2"
+                ))
+                .map_err(db)?;
+            let got = stmt
+                .query_map(params![person.as_str(), limit], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)?;
+            rows.extend(got);
+        }
         for (seq, actor, at, purpose, action) in rows {
             let at = DateTime::parse_from_rfc3339(&at)
                 .map_err(|e| StoreError::Backend(format!("bad timestamp {at}: {e}")))?
@@ -506,7 +657,7 @@ mod tests {
             before.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
             ["officer-3", "officer-1"]
         );
-        j.upkeep().unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
         assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap(), before);
         j.append(&[entry(A, 4)]).unwrap();
         drop(j);
@@ -520,8 +671,44 @@ mod tests {
         assert_eq!(j.query(&B.parse().unwrap(), 10).unwrap().len(), 1);
         // New entries continue the sequence rather than colliding with indexed ones.
         j.append(&[entry(A, 5)]).unwrap();
-        j.upkeep().unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
         assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn batches_become_runs_that_merge_level_by_level_and_answer_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        for n in 0..21 {
+            j.append(&[entry(A, n), entry(B, 100 + n)]).unwrap();
+            j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        }
+        let levels: Vec<(i64, i64)> = {
+            let c = j.index.lock().unwrap();
+            let mut stmt = c
+                .prepare("SELECT level, count(*) FROM access_runs GROUP BY level ORDER BY level")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        // 21 batches: one run of 16 (level 2), one of 4 (level 1), one of 1 (level 0).
+        assert_eq!(levels, [(0, 1), (1, 1), (2, 1)]);
+        let got = j.query(&A.parse().unwrap(), 100).unwrap();
+        let want: Vec<String> = (0..21).rev().map(|n| format!("officer-{n}")).collect();
+        assert_eq!(
+            got.iter().map(|e| e.actor.clone()).collect::<Vec<_>>(),
+            want
+        );
+        let last3 = j.query(&B.parse().unwrap(), 3).unwrap();
+        assert_eq!(
+            last3.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-120", "officer-119", "officer-118"]
+        );
+        drop(j);
+        let j = open(dir.path());
+        assert_eq!(j.query(&A.parse().unwrap(), 100).unwrap().len(), 21);
     }
 
     #[test]
@@ -575,7 +762,7 @@ mod tests {
         // Force a rotation by pretending the journal is large.
         j.append(&[entry(A, 1)]).unwrap();
         j.file.lock().unwrap().len = ROTATE_AT;
-        j.upkeep().unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
         j.append(&[entry(A, 2)]).unwrap();
         drop(j);

@@ -287,6 +287,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn access_log_upkeep(&self) -> Result<()> {
         Ok(())
     }
+    /// Whether appending to the access log is cheap enough to do on the reader's own thread:
+    /// no network round trip and no sync per append. Handing such an append to the batching
+    /// writer thread (a wake-up and a context switch each way) would cost more than it saves.
+    fn access_append_is_local(&self) -> bool {
+        false
+    }
     /// The access log of one person, newest first.
     fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>>;
 
