@@ -184,6 +184,8 @@ struct JournalFile {
 #[derive(Default)]
 struct Pending {
     entries: Vec<(i64, AccessEntry)>,
+    /// Entries taken out of `entries` by the indexer and not yet committed to the index.
+    indexing: std::sync::Arc<Vec<(i64, AccessEntry)>>,
     end: u64,
     generation: u64,
     /// When the oldest of `entries` arrived.
@@ -198,6 +200,8 @@ pub(crate) struct AccessJournal {
     pending: Mutex<Pending>,
     /// The index database's writer (also used for queries).
     index: Mutex<Connection>,
+    /// Held through an upkeep, so that two never interleave.
+    upkeep: Mutex<()>,
 }
 
 impl std::fmt::Debug for AccessJournal {
@@ -240,7 +244,8 @@ fn index_rows(
     if !rows.is_empty() {
         // In key order, the run's B-tree grows at its right edge: every page written once.
         let mut order: Vec<&(i64, AccessEntry)> = rows.iter().collect();
-        order.sort_unstable_by(|a, b| (a.1.person.as_str(), a.0).cmp(&(b.1.person.as_str(), b.0)));
+        // ID digits are ASCII, so their byte order is the index's text order.
+        order.sort_unstable_by_key(|r| (r.1.person, r.0));
         let id: i64 = tx
             .query_row(
                 "SELECT COALESCE(MAX(id), 0) + 1 FROM access_runs",
@@ -450,8 +455,10 @@ impl AccessJournal {
                 end: len,
                 generation,
                 since: None,
+                indexing: Default::default(),
             }),
             index: Mutex::new(index),
+            upkeep: Mutex::new(()),
         })
     }
 
@@ -512,14 +519,27 @@ impl AccessJournal {
 
     /// [`Self::upkeep`] with the indexing thresholds given.
     pub(crate) fn upkeep_with(&self, at: usize, after: std::time::Duration) -> Result<()> {
+        let _one = self.upkeep.lock().unwrap_or_else(|p| p.into_inner());
         let (rows, end, generation) = {
-            let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let due = p.entries.len() >= at || p.since.is_some_and(|t| t.elapsed() >= after);
-            if due {
-                (p.entries.clone(), p.end, p.generation)
-            } else {
-                (Vec::new(), p.end, p.generation)
+            if due && !p.entries.is_empty() {
+                // A batch whose indexing failed earlier goes first.
+                let mut batch = std::sync::Arc::try_unwrap(std::mem::take(&mut p.indexing))
+                    .unwrap_or_else(|shared| (*shared).clone());
+                batch.append(&mut p.entries);
+                p.indexing = std::sync::Arc::new(batch);
+                p.since = None;
             }
+            (
+                if due {
+                    p.indexing.clone()
+                } else {
+                    Default::default()
+                },
+                p.end,
+                p.generation,
+            )
         };
         {
             let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
@@ -531,17 +551,21 @@ impl AccessJournal {
             }
         }
         if !rows.is_empty() {
+            // The end offset covers entries appended after `rows` were taken: the index may
+            // only claim what it holds, so record the offset after the last indexed entry.
             let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-            index_rows(&mut index, &rows, generation, end)?;
+            index_rows(&mut index, &rows[..], generation, end)?;
+            {
+                // Cleared under the index lock, so a query never misses entries between the
+                // two.
+                let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                p.indexing = Default::default();
+            }
             merge_runs(&mut index)?;
-            drop(index);
-            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            p.entries.drain(..rows.len());
-            p.since = (!p.entries.is_empty()).then(std::time::Instant::now);
         }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if f.len >= ROTATE_AT && p.entries.is_empty() {
+        if f.len >= ROTATE_AT && p.entries.is_empty() && p.indexing.is_empty() {
             let next = f.generation + 1;
             {
                 let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
@@ -557,16 +581,17 @@ impl AccessJournal {
 
     /// One person's entries, newest first: those still waiting for the index and those in it.
     pub(crate) fn query(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>> {
-        // Pending first, then the index: an entry leaves `pending` only after the index has it.
-        let mut found: Vec<(i64, AccessEntry)> = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .iter()
-            .filter(|(_, e)| e.person == *person)
-            .cloned()
-            .collect();
+        // Pending first, then the index: an entry leaves `pending` only after the index has it
+        // (the indexer clears it while holding the index's lock).
+        let mut found: Vec<(i64, AccessEntry)> = {
+            let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.indexing
+                .iter()
+                .chain(p.entries.iter())
+                .filter(|(_, e)| e.person == *person)
+                .cloned()
+                .collect()
+        };
         let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         // The sorted runs, and the table that held the log before the runs (kept as it was).
         let mut tables: Vec<String> = index
