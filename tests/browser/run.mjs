@@ -10,6 +10,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { deskScenario } from './desk.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = join(root, 'tests-artifacts', 'browser');
@@ -188,6 +189,9 @@ try {
   check((await p2.locator('h1').textContent()).includes('My record'), 'English is remembered');
   await weigh(p2, 'me-record-en');
   await phone.close();
+
+  // The desk's command forms, a concurrent change, and a correction request (desk.mjs).
+  await deskScenario({ base, browser, eidLogin, weigh, check, officer, parent });
 } catch (e) {
   failed = true;
   console.error(`not ok - ${e.stack || e}`);
