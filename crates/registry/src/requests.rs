@@ -354,7 +354,7 @@ mod tests {
     }
 
     #[test]
-    fn a_request_is_listed_for_the_holder_and_the_commune_until_closed() {
+    fn a_request_needs_a_value_and_a_person_in_the_register() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.sqlite3");
         let (store, docs) = dancu_store::docs::open_with_docs(path.to_str().unwrap()).unwrap();

@@ -436,3 +436,250 @@ async fn desk_forms_report_errors_in_place_and_concurrent_changes_and_handle_cor
         r.body
     );
 }
+
+/// Opens a form from the person page (pre-filled: version, household version, idempotency
+/// key), then submits it with `fields`.
+async fn run_form(
+    b: &mut Browser,
+    csrf: &str,
+    kind: &str,
+    person: &str,
+    fields: &[(&str, &str)],
+) -> Resp {
+    let purpose = "dang-ky-cu-tru";
+    let r = b
+        .post(
+            "/portal/desk/form",
+            &[
+                ("csrf", csrf),
+                ("kind", kind),
+                ("step", "form"),
+                ("id", person),
+                ("purpose", purpose),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{kind}: {}", r.body);
+    let (version, hversion, idem) = (
+        hidden(&r.body, "version"),
+        hidden(&r.body, "hversion"),
+        hidden(&r.body, "idem"),
+    );
+    let mut form = vec![
+        ("csrf", csrf),
+        ("kind", kind),
+        ("id", person),
+        ("purpose", purpose),
+        ("version", &version),
+        ("hversion", &hversion),
+        ("idem", &idem),
+    ];
+    form.extend_from_slice(fields);
+    b.post("/portal/desk/form", &form).await
+}
+
+fn recorded(kind: &str, r: &Resp) {
+    assert_eq!(r.status, 200, "{kind}: {}", r.body);
+    assert!(
+        r.body.contains("data-code=\"recorded\""),
+        "{kind}: {}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn every_desk_form_runs_the_registers_command() {
+    use dancu_domain::person::Sex;
+    let s = TestServer::start_with_idp().await;
+    let me = citizen(&s, 141, "0987000141").await;
+    let raise = json!({"id": me, "place": "Công an phường Ba Đình", "face_checked": true, "fingerprints_checked": true});
+    let (st, v) = post_json(&s, Some(&s.registrar), "/api/v1/eid/level2", raise).await;
+    assert_eq!(st, 200, "{v}");
+    let store = s.store.clone();
+    let me_id = dancu_domain::PersonalId::parse(&me).unwrap();
+    off_runtime(|| {
+        store
+            .add_officer(&dancu_store::OfficerRecord {
+                officer: Officer {
+                    id: "sup-2".into(),
+                    name: "Lãnh đạo".into(),
+                    role: Role::Supervisor,
+                    jurisdiction: Jurisdiction::Commune(BA_DINH.into()),
+                    person: Some(me_id),
+                },
+                token_hash: "unused".into(),
+                created_at: chrono::Utc::now(),
+            })
+            .unwrap()
+    });
+    let a = s.adult(150, "Trần Văn An", Sex::Male, 1985, BA_DINH);
+    let bb = s.adult(151, "Lê Thị Bình", Sex::Female, 1988, BA_DINH);
+    let c = s.adult(152, "Trần Văn Cường", Sex::Male, 2000, BA_DINH);
+    let holder = citizen(&s, 153, "0912340153").await;
+    let mut b = Browser::new(&s);
+    let r = login(&mut b, &s, "officer", &me, "+84987000141").await;
+    let csrf = hidden(&r.body, "csrf");
+
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "household-create",
+        &a,
+        &[
+            ("commune", BA_DINH),
+            ("detail", "Số 5 phố Kim Mã"),
+            ("from", "2026-03-01"),
+        ],
+    )
+    .await;
+    recorded("household-create", &r);
+    let hid = s.get_person(&a).await["household"]["household_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The head's page adds a member by ID; a person without a household joins by number.
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "household-add",
+        &a,
+        &[("member", &bb), ("relationship", "spouse")],
+    )
+    .await;
+    recorded("household-add", &r);
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "household-add",
+        &c,
+        &[("household", &hid), ("relationship", "child")],
+    )
+    .await;
+    recorded("household-join", &r);
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "marriage",
+        &a,
+        &[("spouse", &bb), ("on", "2026-02-01")],
+    )
+    .await;
+    recorded("marriage", &r);
+    assert_eq!(s.get_person(&bb).await["marital_status"], "married");
+    // A marriage to someone married already is refused next to the spouse field.
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "marriage",
+        &c,
+        &[("spouse", &bb), ("on", "2026-02-01")],
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        field_error(&r.body, "spouse").as_deref(),
+        Some("already_married")
+    );
+    // The spouse becomes head: every other member's relation to her, pre-guessed, reviewed.
+    let r = run_form(&mut b, &csrf, "household-head", &bb, &[]).await;
+    assert_eq!(r.status, 422, "relations are needed: {}", r.body);
+    let (rel_a, rel_c) = (format!("rel_{a}"), format!("rel_{c}"));
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "household-head",
+        &bb,
+        &[(&rel_a, "spouse"), (&rel_c, "child")],
+    )
+    .await;
+    recorded("household-head", &r);
+    let h = s.get_person(&bb).await;
+    assert_eq!(h["household"]["relationship"], "head", "{h}");
+    // The son splits off into a household of his own; his father stays.
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "household-split",
+        &c,
+        &[
+            ("commune", BA_DINH),
+            ("detail", "Số 8 ngõ 3 phố Đội Cấn"),
+            ("from", "2026-03-01"),
+            (&rel_a, ""),
+        ],
+    )
+    .await;
+    recorded("household-split", &r);
+    let cp = s.get_person(&c).await;
+    assert_eq!(cp["household"]["relationship"], "head", "{cp}");
+    assert_ne!(cp["household"]["household_id"], hid.as_str());
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "permanent",
+        &c,
+        &[
+            ("commune", BA_DINH),
+            ("detail", "Số 8 ngõ 3 phố Đội Cấn"),
+            ("from", "2026-03-01"),
+        ],
+    )
+    .await;
+    recorded("permanent", &r);
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "stay",
+        &a,
+        &[
+            ("commune", BA_DINH),
+            ("detail", "Nhà nghỉ Hoa Sen"),
+            ("from", "2026-02-10"),
+            ("until", "2026-02-12"),
+            ("host", "Nhà nghỉ Hoa Sen"),
+        ],
+    )
+    .await;
+    recorded("stay", &r);
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "divorce",
+        &a,
+        &[("on", "2026-02-20"), ("document_ref", "BA-12/2026")],
+    )
+    .await;
+    recorded("divorce", &r);
+    assert_eq!(s.get_person(&bb).await["marital_status"], "divorced");
+    let r = run_form(&mut b, &csrf, "death", &a, &[("date_of_death", "2026-02")]).await;
+    recorded("death", &r);
+    assert!(
+        !r.body.contains("value=\"temporary\""),
+        "no residence forms for the dead"
+    );
+    assert!(r.body.contains("death_registered"), "{}", r.body);
+    // e-ID: level 2 needs both in-person checks.
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "eid-level2",
+        &holder,
+        &[("place", "Công an phường Ba Đình"), ("face_checked", "yes")],
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = run_form(
+        &mut b,
+        &csrf,
+        "eid-level2",
+        &holder,
+        &[
+            ("place", "Công an phường Ba Đình"),
+            ("face_checked", "yes"),
+            ("fingerprints_checked", "yes"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(text_of(&r.body, "eid").contains("Mức 2"), "{}", r.body);
+}
