@@ -175,6 +175,14 @@ async fn desk_forms_report_errors_in_place_and_concurrent_changes_and_handle_cor
     assert_eq!(r.body.trim(), "", "an acceptable value clears the message");
     let r = check(&mut b, &csrf, "until", "2026-02-30").await;
     assert!(r.body.contains("date_impossible"), "{}", r.body);
+    let r = check(&mut b, &csrf, "given", "Khang2").await;
+    assert!(
+        r.body.contains("data-code=\"name_bad_character\""),
+        "{}",
+        r.body
+    );
+    let r = check(&mut b, &csrf, "date_of_birth", "2030-01-01").await;
+    assert!(r.body.contains("date_in_future"), "{}", r.body);
     let r = check(&mut b, &csrf, "until", "2026-02-01").await;
     assert!(r.body.contains("dates_inconsistent"), "{}", r.body);
 

@@ -953,6 +953,28 @@ fn check_field(
                 Ok(())
             })
         }
+        "date_of_birth" => {
+            if v.is_empty() {
+                return None;
+            }
+            full_date(v).and_then(|d| {
+                if d > today {
+                    Err(Msg::new(
+                        "date_in_future",
+                        &format!("Ngày sinh {d} không được sau ngày hôm nay"),
+                        &format!("The date of birth {d} cannot be after today"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        "family" | "middle" | "given" => {
+            if v.is_empty() {
+                return None;
+            }
+            PersonName::parse(v).map(|_| ()).map_err(|e| msg(&e))
+        }
         "date_of_death" => {
             if v.is_empty() {
                 return None;
