@@ -2,7 +2,8 @@
 // directory, then an officer logs in at level 2, finds a parent by an accent-free name and
 // registers a birth; the parent logs in on a phone-sized screen, sees the child in the
 // household and the officer's reads in the data tracker, withdraws a consent given to a bank,
-// and switches to English.
+// and switches to English. Then desk.mjs: command forms, a concurrent change reported as stale,
+// validation as you type, and a citizen's correction request handled at the desk.
 // Screenshots go to tests-artifacts/browser/. Exits non-zero on the first failure.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

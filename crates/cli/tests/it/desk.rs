@@ -94,6 +94,12 @@ async fn desk_forms_report_errors_in_place_and_concurrent_changes_and_handle_cor
         assert!(r.body.contains(&format!("value=\"{k}\"")), "{k}");
     }
     assert!(text_of(&r.body, "eid").contains("Mức 1"), "{}", r.body);
+    // The residence the record was imported with opens the residence history.
+    let at = r
+        .body
+        .find("id=\"residences\"")
+        .expect("a residence history");
+    assert!(r.body[at..].contains("Số 1 phố Đội Cấn"), "{}", r.body);
 
     // The temporary-residence form, pre-filled: the officer's commune, today, the version.
     let r = post(

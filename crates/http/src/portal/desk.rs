@@ -1,8 +1,10 @@
 //! The officer desk: search (accent-free names, birth year, commune), the person page (record,
-//! household, residences, cards, full history) and the birth registration form. Every read
-//! goes through the register's use-cases with the purpose the officer chose, so it is checked
-//! against the officer's jurisdiction and recorded in the access log; the birth form runs the
-//! same command as `POST /api/v1/births` and shows its refusals in place.
+//! household, residences and their history, cards, e-ID account, linked sectoral records, full
+//! history in words) and the birth registration form. Every read goes through the register's
+//! use-cases with the purpose the officer chose, so it is checked against the officer's
+//! jurisdiction and recorded in the access log; the birth form runs the same command as
+//! `POST /api/v1/births` and shows its refusals in place. The other commands' forms are in
+//! `forms`, the correction-request tasks in `tasks`.
 
 use super::citizen::{person_fields, person_row, relation};
 use super::pages::{self, BirthForm, PURPOSES};

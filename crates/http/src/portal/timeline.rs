@@ -187,25 +187,45 @@ pub(super) fn event_line(l: Lang, e: &RecordedEvent) -> Event {
 }
 
 /// The residence history, newest first: permanent and temporary residences, absences and
-/// stays, from the events that recorded them.
+/// stays, from the events that recorded them, and those a record was imported with.
 pub(super) fn residence_history(l: Lang, history: &[RecordedEvent]) -> Vec<Event> {
     use PersonChange as C;
-    history
-        .iter()
-        .rev()
-        .filter_map(|e| {
-            let c = change(e)?;
-            matches!(
-                c,
-                C::PermanentResidenceRegistered { .. }
-                    | C::PermanentResidenceRemoved { .. }
-                    | C::TemporaryResidenceRegistered { .. }
-                    | C::TemporaryAbsenceDeclared { .. }
-                    | C::StayNotified { .. }
-            )
-            .then(|| event_line(l, e))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for e in history.iter().rev() {
+        let Some(c) = change(e) else { continue };
+        match &c {
+            C::PermanentResidenceRegistered { .. }
+            | C::PermanentResidenceRemoved { .. }
+            | C::TemporaryResidenceRegistered { .. }
+            | C::TemporaryAbsenceDeclared { .. }
+            | C::StayNotified { .. } => out.push(event_line(l, e)),
+            C::RecordImported { record } | C::BirthRegistered { record } => {
+                // What the record came with, said as the events that would have recorded it.
+                let carried = [
+                    record
+                        .temporary_absence
+                        .clone()
+                        .map(|absence| C::TemporaryAbsenceDeclared { absence }),
+                    record
+                        .temporary_residence
+                        .clone()
+                        .map(|residence| C::TemporaryResidenceRegistered { residence }),
+                    record
+                        .permanent_residence
+                        .clone()
+                        .map(|residence| C::PermanentResidenceRegistered { residence }),
+                ];
+                for c in carried.into_iter().flatten() {
+                    let mut line = event_line(l, e);
+                    line.kind = e.kind.clone();
+                    line.what = describe(l, &c);
+                    out.push(line);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The e-ID account and the linked sectoral records of a person.
