@@ -236,12 +236,15 @@ impl Registry {
         Ok(out)
     }
 
-    /// The open requests of people in the officer's jurisdiction, oldest first.
+    /// The open requests of people in the officer's jurisdiction, oldest first. Listing them
+    /// shows who asked for what, so each listed person's read is logged with the purpose.
     pub fn correction_tasks(
         &self,
         docs: &dyn DocStore,
         officer: &Officer,
+        purpose: &str,
     ) -> Result<Vec<CorrectionRequest>> {
+        let purpose = Self::check_purpose(purpose)?;
         let prefix = match &officer.jurisdiction {
             Jurisdiction::National => String::new(),
             Jurisdiction::Province(p) => format!("{p}/"),
@@ -260,6 +263,12 @@ impl Registry {
                 }
             }
         }
+        self.log_reads(
+            officer,
+            &purpose,
+            "correction_tasks",
+            out.iter().map(|r| r.person),
+        )?;
         Ok(out)
     }
 

@@ -316,6 +316,17 @@ async fn desk_forms_report_errors_in_place_and_concurrent_changes_and_handle_cor
         "{}",
         r.body
     );
+    let log = off_runtime(|| {
+        s.store
+            .access_log(&dancu_domain::PersonalId::parse(&person).unwrap(), 50)
+            .unwrap()
+    });
+    assert!(
+        log.iter().any(|e| e.action == "correction_tasks"
+            && e.actor == "sup-1"
+            && e.purpose.contains("dieu-chinh-theo-yeu-cau")),
+        "listing the tasks is logged: {log:?}"
+    );
     let request = hidden(&r.body, "request");
     let r = post(
         &mut b,

@@ -166,7 +166,7 @@ async fn tasks_page(
     let st = state.clone();
     let r = blocking(move || {
         let d = docs(&st)?;
-        Ok(st.registry.correction_tasks(d.as_ref(), &o)?)
+        Ok(st.registry.correction_tasks(d.as_ref(), &o, &purpose())?)
     })
     .await;
     match r {
