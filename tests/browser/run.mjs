@@ -2,7 +2,8 @@
 // directory, then an officer logs in at level 2, finds a parent by an accent-free name and
 // registers a birth; the parent logs in on a phone-sized screen, sees the child in the
 // household and the officer's reads in the data tracker, withdraws a consent given to a bank,
-// and switches to English.
+// and switches to English. Then desk.mjs: command forms, a concurrent change reported as stale,
+// validation as you type, and a citizen's correction request handled at the desk.
 // Screenshots go to tests-artifacts/browser/. Exits non-zero on the first failure.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { deskScenario } from './desk.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = join(root, 'tests-artifacts', 'browser');
@@ -188,6 +190,9 @@ try {
   check((await p2.locator('h1').textContent()).includes('My record'), 'English is remembered');
   await weigh(p2, 'me-record-en');
   await phone.close();
+
+  // The desk's command forms, a concurrent change, and a correction request (desk.mjs).
+  await deskScenario({ base, browser, eidLogin, weigh, check, officer, parent });
 } catch (e) {
   failed = true;
   console.error(`not ok - ${e.stack || e}`);

@@ -27,7 +27,7 @@ pub struct DemoCredentials {
 const DEMO_PASSCODE: &str = "480916";
 
 /// Gives two people of the demo commune an e-ID account for the portals: a household head
-/// (citizen portal, level 1) and an adult linked to a `demo-desk` registrar (officer desk,
+/// (citizen portal, level 1) and an adult linked to a `demo-desk` supervisor (officer desk,
 /// level 2). One-time codes go through the development SMS outbox, read back from its file.
 fn demo_eid(
     idp: &dancu_idp::Idp,
@@ -113,7 +113,8 @@ fn demo_eid(
                 officer: Officer {
                     id: "demo-desk".into(),
                     name: format!("{} (demo)", p.name.full()),
-                    role: Role::Registrar,
+                    // A supervisor, so the demo desk can also apply corrections.
+                    role: Role::Supervisor,
                     jurisdiction: Jurisdiction::Commune(commune.to_owned()),
                     person: Some(p.id),
                 },

@@ -218,6 +218,12 @@ impl Idp {
         &self.cfg
     }
 
+    /// The document store the service keeps its records in (shared with other small
+    /// use-cases of the same deployment, such as the register's correction requests).
+    pub fn docs(&self) -> &Arc<dyn DocStore> {
+        &self.docs
+    }
+
     /// The clock's now.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

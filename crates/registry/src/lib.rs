@@ -13,9 +13,11 @@
 mod access;
 pub mod commands;
 mod error;
+mod requests;
 
 pub use access::{AccessLog, AccessReceipt, Logged};
 pub use error::RegistryError;
+pub use requests::{CorrectionRequest, RequestStatus};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use commands::*;

@@ -7,6 +7,7 @@ mod audit;
 mod cards;
 mod common;
 mod crash;
+mod desk;
 mod hub;
 mod oidc;
 mod portal;

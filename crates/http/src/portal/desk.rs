@@ -1,11 +1,13 @@
 //! The officer desk: search (accent-free names, birth year, commune), the person page (record,
-//! household, residences, cards, full history) and the birth registration form. Every read
-//! goes through the register's use-cases with the purpose the officer chose, so it is checked
-//! against the officer's jurisdiction and recorded in the access log; the birth form runs the
-//! same command as `POST /api/v1/births` and shows its refusals in place.
+//! household, residences and their history, cards, e-ID account, linked sectoral records, full
+//! history in words) and the birth registration form. Every read goes through the register's
+//! use-cases with the purpose the officer chose, so it is checked against the officer's
+//! jurisdiction and recorded in the access log; the birth form runs the same command as
+//! `POST /api/v1/births` and shows its refusals in place. The other commands' forms are in
+//! `forms`, the correction-request tasks in `tasks`.
 
 use super::citizen::{person_fields, person_row, relation};
-use super::pages::{self, BirthForm, Line, PURPOSES};
+use super::pages::{self, BirthForm, PURPOSES};
 use super::{Ctx, Msg, Side, blocking, context, error_page, login_required, posted, query, render};
 use crate::AppState;
 use axum::body::Bytes;
@@ -17,7 +19,7 @@ use dancu_domain::officer::Officer;
 use dancu_registry::{Command, PersonSearch};
 use std::collections::BTreeMap;
 
-fn officer(ctx: &Ctx) -> Result<Officer, Box<Response>> {
+pub(super) fn officer(ctx: &Ctx) -> Result<Officer, Box<Response>> {
     ctx.officer
         .clone()
         .ok_or_else(|| Box::new(login_required(ctx, Side::Desk)))
@@ -27,11 +29,11 @@ fn officer_label(o: &Officer) -> String {
     format!("{} · {:?} · {}", o.name, o.role, o.jurisdiction).to_lowercase()
 }
 
-fn get(form: &BTreeMap<String, String>, k: &str) -> String {
+pub(super) fn get(form: &BTreeMap<String, String>, k: &str) -> String {
     form.get(k).map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
-fn purpose_text(code: &str) -> Result<String, Msg> {
+pub(super) fn purpose_text(code: &str) -> Result<String, Msg> {
     PURPOSES
         .iter()
         .find(|(c, _, _)| *c == code)
@@ -45,7 +47,7 @@ fn purpose_text(code: &str) -> Result<String, Msg> {
         })
 }
 
-fn parse_id(s: &str) -> Result<PersonalId, Msg> {
+pub(super) fn parse_id(s: &str) -> Result<PersonalId, Msg> {
     PersonalId::parse(s).map_err(|_| {
         Msg::new(
             "personal_id_invalid",
@@ -163,26 +165,6 @@ pub(super) async fn search(
     ctx.finish(render(status, &page))
 }
 
-fn event_line(e: &dancu_store::RecordedEvent) -> Line {
-    let why = [
-        e.meta.reason.clone(),
-        e.meta.legal_basis.clone(),
-        e.meta.document_ref.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<Vec<_>>()
-    .join(" · ");
-    Line {
-        at: (e.meta.at + chrono::Duration::hours(7))
-            .format("%Y-%m-%d %H:%M")
-            .to_string(),
-        what: e.kind.clone(),
-        who: e.meta.actor.clone(),
-        why,
-    }
-}
-
 /// The person page: record, household, residences, cards and full history.
 pub(super) async fn person(
     State(state): State<AppState>,
@@ -197,8 +179,21 @@ pub(super) async fn person(
         Ok(o) => o,
         Err(r) => return *r,
     };
-    let l = ctx.lang;
     let (id, purpose_code) = (get(&form, "id"), get(&form, "purpose"));
+    person_page(&state, &ctx, &o, purpose_code, id, None).await
+}
+
+/// Reads the person (record, household, history, e-ID account, linked records) for the chosen
+/// purpose, every read logged, and shows the person page with an optional notice on top.
+pub(super) async fn person_page(
+    state: &AppState,
+    ctx: &Ctx,
+    o: &Officer,
+    purpose_code: String,
+    id: String,
+    notice: Option<Msg>,
+) -> Response {
+    let l = ctx.lang;
     let st = state.clone();
     let o2 = o.clone();
     let pc = purpose_code.clone();
@@ -216,11 +211,12 @@ pub(super) async fn person(
                 }
             }
         }
-        Ok((p, history, household))
+        let extra = super::timeline::extras(&st, &o2, &purpose, &p, l)?;
+        Ok((p, history, household, extra))
     })
     .await;
     match r {
-        Ok((p, history, household)) => {
+        Ok((p, history, household, extra)) => {
             let (fields, residences, cards) = person_fields(l, &p);
             let page = pages::PersonPage {
                 c: ctx.chrome(Side::Desk, ("Hồ sơ công dân", "Person")),
@@ -232,12 +228,21 @@ pub(super) async fn person(
                 residences,
                 cards,
                 household,
-                history: history.iter().rev().map(event_line).collect(),
+                residence_history: super::timeline::residence_history(l, &history),
+                history: history
+                    .iter()
+                    .rev()
+                    .map(|e| super::timeline::event_line(l, e))
+                    .collect(),
                 can_write: o.role.can_write(),
+                actions: super::forms::actions(l, &p),
+                notice,
+                eid: extra.eid,
+                linked: extra.linked,
             };
             ctx.finish(render(StatusCode::OK, &page))
         }
-        Err(m) => error_page(&ctx, Side::Desk, StatusCode::UNPROCESSABLE_ENTITY, &m),
+        Err(m) => error_page(ctx, Side::Desk, StatusCode::UNPROCESSABLE_ENTITY, &m),
     }
 }
 

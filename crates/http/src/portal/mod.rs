@@ -148,6 +148,25 @@ pub fn router() -> Router<AppState> {
             "/portal/desk/birth",
             post(desk::birth).get(back_to("/portal/desk")),
         )
+        // The command forms, validation as you type, and correction requests.
+        .route(
+            "/portal/desk/form",
+            post(forms::form).get(back_to("/portal/desk")),
+        )
+        .route("/portal/desk/check", post(forms::check))
+        .route("/portal/desk/tasks", get(tasks::tasks))
+        .route(
+            "/portal/desk/task",
+            post(tasks::task).get(back_to("/portal/desk/tasks")),
+        )
+        .route(
+            "/portal/desk/task/reject",
+            post(tasks::reject).get(back_to("/portal/desk/tasks")),
+        )
+        .route(
+            "/portal/me/requests",
+            get(tasks::my_requests).post(tasks::submit),
+        )
 }
 
 /// A GET of a page that only answers form posts (the language switch on a page that a post
@@ -761,3 +780,6 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 mod citizen;
 mod desk;
+mod forms;
+mod tasks;
+mod timeline;

@@ -164,6 +164,11 @@ pub const PURPOSES: &[(&str, &str, &str)] = &[
         "Giải quyết khiếu nại",
         "Handling a complaint",
     ),
+    (
+        "dieu-chinh-theo-yeu-cau",
+        "Giải quyết yêu cầu điều chỉnh thông tin",
+        "Handling a correction request",
+    ),
 ];
 
 #[derive(Template)]
@@ -191,8 +196,19 @@ pub struct PersonPage {
     pub residences: Vec<Field>,
     pub cards: Vec<Field>,
     pub household: Vec<PersonRow>,
-    pub history: Vec<Line>,
+    /// Permanent and temporary residences, absences and stays, newest first.
+    pub residence_history: Vec<super::timeline::Event>,
+    /// Every event, newest first.
+    pub history: Vec<super::timeline::Event>,
     pub can_write: bool,
+    /// The forms the officer can open from this page: (kind, label).
+    pub actions: Vec<(&'static str, &'static str)>,
+    /// What the last form did, shown on top.
+    pub notice: Option<Msg>,
+    /// The e-ID account's level and state.
+    pub eid: String,
+    /// Sectoral records linked through the hub.
+    pub linked: Vec<Line>,
 }
 
 /// The birth registration form's values.
