@@ -11,20 +11,20 @@ use std::collections::HashMap;
 const PASSCODE: &str = "480916";
 
 /// A browser with a cookie jar, never following redirects by itself.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
-    cookies: HashMap<String, String>,
+    pub(crate) cookies: HashMap<String, String>,
 }
 
-struct Resp {
-    status: u16,
-    location: Option<String>,
-    body: String,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
+    pub(crate) location: Option<String>,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new(s: &TestServer) -> Self {
+    pub(crate) fn new(s: &TestServer) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -69,12 +69,12 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Resp {
+    pub(crate) async fn get(&mut self, path: &str) -> Resp {
         let r = self.http.get(self.url(path));
         self.send(r).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Resp {
         let body: String = form
             .iter()
             .map(|(k, v)| format!("{k}={}", enc(v)))
@@ -89,7 +89,7 @@ impl Browser {
     }
 
     /// Follows redirects from a response until a page.
-    async fn follow(&mut self, mut r: Resp) -> Resp {
+    pub(crate) async fn follow(&mut self, mut r: Resp) -> Resp {
         for _ in 0..10 {
             match r.location.clone() {
                 Some(l) if (300..400).contains(&r.status) => r = self.get(&l).await,
@@ -113,7 +113,7 @@ fn enc(s: &str) -> String {
 }
 
 /// The value of a hidden input in a page.
-fn hidden(body: &str, name: &str) -> String {
+pub(crate) fn hidden(body: &str, name: &str) -> String {
     let key = format!("name=\"{name}\" value=\"");
     let at = body
         .find(&key)
@@ -123,7 +123,13 @@ fn hidden(body: &str, name: &str) -> String {
 }
 
 /// Logs in through the provider's pages (passcode, and the SMS code when asked).
-async fn login(b: &mut Browser, s: &TestServer, side: &str, id: &str, phone: &str) -> Resp {
+pub(crate) async fn login(
+    b: &mut Browser,
+    s: &TestServer,
+    side: &str,
+    id: &str,
+    phone: &str,
+) -> Resp {
     let r = b.get(&format!("/portal/login?as={side}")).await;
     assert_eq!(r.status, 303);
     assert!(r.location.as_deref().unwrap().starts_with("/authorize?"));

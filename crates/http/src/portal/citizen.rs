@@ -281,6 +281,11 @@ fn usage_line(l: Lang, e: &dancu_eid::history::UsageEntry) -> Line {
             String::new(),
             String::new(),
         ),
+        K::Authenticator { method, change } => (
+            super::security::usage_what(l, *method, *change),
+            String::new(),
+            String::new(),
+        ),
         other => (
             serde_json::to_value(other)
                 .ok()

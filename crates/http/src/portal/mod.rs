@@ -135,6 +135,40 @@ pub fn router() -> Router<AppState> {
             post(citizen::revoke).get(back_to("/portal/me/consents")),
         )
         .route("/portal/me/tracker", get(citizen::tracker))
+        // My account's security: passcode, authenticator app, passkeys.
+        .route(
+            "/portal/assets/passkey-register.js",
+            get(security::register_js),
+        )
+        .route("/portal/me/security", get(security::show))
+        .route(
+            "/portal/me/security/passcode",
+            post(security::passcode).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/totp",
+            post(security::totp_begin).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/totp/confirm",
+            post(security::totp_confirm).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/totp/remove",
+            post(security::totp_remove).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/passkey/options",
+            post(security::passkey_options),
+        )
+        .route(
+            "/portal/me/security/passkey",
+            post(security::passkey_add).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/passkey/remove",
+            post(security::passkey_remove).get(back_to("/portal/me/security")),
+        )
         .route("/portal/desk", get(desk::search_page))
         .route(
             "/portal/desk/search",
@@ -754,10 +788,30 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         Err(r) => return *r,
     };
     state.portal.remove(&ctx.sid);
+    // Logging out of the portal ends the browser's session at the provider too: otherwise the
+    // next "log in" on a shared computer would let the same person straight back in.
+    let provider = cookie(&headers, crate::oidc::SESSION_COOKIE);
+    if let (Some(idp), Some(c)) = (state.idp.clone(), provider) {
+        let _ = blocking(move || {
+            idp.logout(Some(&c), &BTreeMap::new())
+                .map(|_| ())
+                .map_err(Msg::from)
+        })
+        .await;
+    }
     let mut r = see_other("/portal");
     add_cookie(&mut r, PORTAL_COOKIE, "", ctx.secure, Some(0));
+    let expired = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        crate::oidc::SESSION_COOKIE,
+        if ctx.secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&expired) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
     r
 }
 
 mod citizen;
 mod desk;
+mod security;

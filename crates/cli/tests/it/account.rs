@@ -1,0 +1,276 @@
+//! The citizen portal's account security page over HTTP: passcode change (current passcode
+//! required, refusals shown in place and changing nothing), authenticator app enrolment with a
+//! server-drawn QR code and removal, passkey registration with a software authenticator, and
+//! every change in the usage history; logging out of the portal ends the provider's session.
+
+use crate::common::*;
+use crate::oidc::citizen;
+use crate::portal::{Browser, hidden, login};
+use dancu_domain::PersonalId;
+
+/// The text of the element with this `id` (no nested tags).
+fn by_id(body: &str, id: &str) -> String {
+    let key = format!("id=\"{id}\"");
+    let at = body
+        .find(&key)
+        .unwrap_or_else(|| panic!("no #{id} in {body}"))
+        + key.len();
+    let start = at + body[at..].find('>').unwrap() + 1;
+    body[start..start + body[start..].find('<').unwrap()].to_owned()
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0u32);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {s}"),
+        };
+        acc = (acc << 5) | u32::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// The app's code at the server's (test) clock.
+fn totp_now(s: &TestServer, secret: &[u8]) -> String {
+    let step = (s.now_utc().timestamp() / 30) as u64;
+    format!("{:06}", dancu_eid::authn::totp::hotp(secret, step, 6))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_account_security_passcode_totp_and_passkeys() {
+    let s = TestServer::start_with_idp().await;
+    let id = citizen(&s, 131, "0912777001").await;
+    let pid = PersonalId::parse(&id).unwrap();
+    let idp = s.idp.clone().unwrap();
+    let mut b = Browser::new(&s);
+
+    // Not logged in: the page asks for a login; a post without the form's token is refused.
+    let r = b.get("/portal/me/security").await;
+    assert_eq!(r.status, 401);
+    let r = login(&mut b, &s, "citizen", &id, "+84912777001").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = b.get("/portal/me/security").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("/portal/assets/passkey-register.js"));
+    let csrf = hidden(&page.body, "csrf");
+    let r = b
+        .post(
+            "/portal/me/security/passcode",
+            &[
+                ("current", "480916"),
+                ("new", "602913"),
+                ("again", "602913"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // Passcode change: refusals in place, nothing changed.
+    for (current, new, again, code) in [
+        ("111111", "602913", "602913", "eid_passcode_wrong"),
+        ("480916", "123456", "123456", "eid_passcode_too_simple"),
+        ("480916", "60291", "60291", "eid_passcode_shape"),
+        ("480916", "602913", "602914", "passcode_mismatch"),
+        ("480916", "480916", "480916", "eid_passcode_unchanged"),
+    ] {
+        let r = b
+            .post(
+                "/portal/me/security/passcode",
+                &[
+                    ("csrf", &csrf),
+                    ("current", current),
+                    ("new", new),
+                    ("again", again),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 422, "{code}: {}", r.body);
+        assert!(
+            r.body
+                .contains(&format!("id=\"passcode-msg\" data-code=\"{code}\"")),
+            "{code}: {}",
+            r.body
+        );
+    }
+    let (i2, p2) = (idp.clone(), pid);
+    assert!(off_runtime(move || i2.login_passcode(&p2, "480916", "t", None)).is_ok());
+    let r = b
+        .post(
+            "/portal/me/security/passcode",
+            &[
+                ("csrf", &csrf),
+                ("current", "480916"),
+                ("new", "602913"),
+                ("again", "602913"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("data-code=\"passcode_changed\""),
+        "{}",
+        r.body
+    );
+    let (i2, p2) = (idp.clone(), pid);
+    let (old, new) = off_runtime(move || {
+        (
+            i2.login_passcode(&p2, "480916", "t", None).is_ok(),
+            i2.login_passcode(&p2, "602913", "t", None).is_ok(),
+        )
+    });
+    assert!(!old && new, "the new passcode replaces the old one");
+
+    // Authenticator app: the URI as text and as an SVG QR code, confirmed by a current code.
+    let r = b.post("/portal/me/security/totp", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("<svg") && r.body.contains("<path"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<?xml"));
+    let uri = by_id(&r.body, "totp-uri").replace("&amp;", "&");
+    let secret = by_id(&r.body, "totp-secret");
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={secret}")),
+        "{uri}"
+    );
+    let key = base32_decode(&secret);
+    assert_eq!(key.len(), 20);
+    // The page shows the pending enrolment again on a plain visit.
+    let again = b.get("/portal/me/security").await;
+    assert_eq!(by_id(&again.body, "totp-secret"), secret);
+    let wrong = if totp_now(&s, &key) == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    let r = b
+        .post(
+            "/portal/me/security/totp/confirm",
+            &[("csrf", &csrf), ("code", wrong)],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("id=\"totp-msg\""), "{}", r.body);
+    let (i2, p2) = (idp.clone(), pid);
+    assert!(!off_runtime(move || i2.has_totp(&p2).unwrap()));
+    let r = b
+        .post(
+            "/portal/me/security/totp/confirm",
+            &[("csrf", &csrf), ("code", &totp_now(&s, &key))],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("data-code=\"totp_enrolled\""), "{}", r.body);
+    let (i2, p2) = (idp.clone(), pid);
+    assert!(off_runtime(move || i2.has_totp(&p2).unwrap()));
+    let r = b
+        .post("/portal/me/security/totp/remove", &[("csrf", &csrf)])
+        .await;
+    assert!(r.body.contains("data-code=\"totp_removed\""), "{}", r.body);
+    let (i2, p2) = (idp.clone(), pid);
+    assert!(!off_runtime(move || i2.has_totp(&p2).unwrap()));
+    let r = b
+        .post("/portal/me/security/totp/remove", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+
+    // Passkeys: options need the form's token; the answer is posted as a form.
+    let r = b.post("/portal/me/security/passkey/options", &[]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("csrf_invalid"));
+    let r = b
+        .post("/portal/me/security/passkey/options", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let opts: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let cid = opts["challenge_id"].as_str().unwrap().to_owned();
+    let challenge =
+        dancu_eid::b64::decode(opts["publicKey"]["challenge"].as_str().unwrap()).unwrap();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(31);
+    let mut soft = dancu_eid::webauthn::soft::SoftAuthenticator::new(&mut rng, "127.0.0.1");
+    let (cdj, att) = soft.create(&challenge, &s.base);
+    let r = b
+        .post(
+            "/portal/me/security/passkey",
+            &[
+                ("csrf", &csrf),
+                ("challenge_id", &cid),
+                ("client_data_json", "%%%"),
+                ("attestation_object", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("passkey_malformed"), "{}", r.body);
+    let r = b
+        .post(
+            "/portal/me/security/passkey",
+            &[
+                ("csrf", &csrf),
+                ("challenge_id", &cid),
+                ("client_data_json", &dancu_eid::b64::encode(&cdj)),
+                ("attestation_object", &dancu_eid::b64::encode(&att)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("data-code=\"passkey_added\""), "{}", r.body);
+    let hex: String = soft
+        .credential_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(r.body.contains(&hex), "the list shows it: {}", r.body);
+    let r = b
+        .post(
+            "/portal/me/security/passkey/remove",
+            &[("csrf", &csrf), ("id", "00ff")],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("eid_passkey_not_found"), "{}", r.body);
+    let r = b
+        .post(
+            "/portal/me/security/passkey/remove",
+            &[("csrf", &csrf), ("id", &hex)],
+        )
+        .await;
+    assert!(
+        r.body.contains("data-code=\"passkey_removed\""),
+        "{}",
+        r.body
+    );
+    let (i2, p2) = (idp.clone(), pid);
+    assert!(off_runtime(move || i2.passkey_counters(&p2).unwrap()).is_empty());
+
+    // Every change is in the usage history, in the holder's language.
+    let r = b.get("/portal/me/account?lang=en").await;
+    for line in [
+        "Changed passcode",
+        "Added authenticator app",
+        "Removed authenticator app",
+        "Added passkey",
+        "Removed passkey",
+    ] {
+        assert!(r.body.contains(line), "{line}: {}", r.body);
+    }
+
+    // Logging out ends the provider's session as well: the next login asks again.
+    assert!(b.cookies.contains_key("dancu_sid"));
+    let r = b.post("/portal/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303);
+    assert!(!b.cookies.contains_key("dancu_sid") && !b.cookies.contains_key("dancu_portal"));
+    let r = b.get("/portal/login?as=citizen").await;
+    let page = b.follow(r).await;
+    assert!(page.body.contains("/authorize/login"), "{}", page.body);
+}
