@@ -2,7 +2,8 @@
 // directory, then an officer logs in at level 2, finds a parent by an accent-free name and
 // registers a birth; the parent logs in on a phone-sized screen, sees the child in the
 // household and the officer's reads in the data tracker, withdraws a consent given to a bank,
-// and switches to English.
+// and switches to English; then (account.mjs) registers a passkey with a virtual authenticator
+// and logs in with it.
 // Screenshots go to tests-artifacts/browser/. Exits non-zero on the first failure.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -10,6 +11,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { accountTests } from './account.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = join(root, 'tests-artifacts', 'browser');
@@ -25,7 +27,8 @@ function check(ok, what) {
 
 const bin = process.env.DANCU_BIN ?? join(resolve(root, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug/dancu');
 const server = spawn(bin, ['demo', '--people', '2000'], {
-  env: { ...process.env, DANCU_DATA_DIR: dataDir, DANCU_LISTEN: `127.0.0.1:${port}` },
+  // The issuer is on `localhost`: WebAuthn refuses IP addresses as relying-party IDs.
+  env: { ...process.env, DANCU_DATA_DIR: dataDir, DANCU_LISTEN: `127.0.0.1:${port}`, DANCU_ISSUER: `http://localhost:${port}` },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 let out = '';
@@ -39,7 +42,7 @@ const started = new Promise((ok, fail) => {
   setTimeout(() => fail(new Error('dancu demo did not start in 120 s')), 120_000);
 });
 
-const base = `http://127.0.0.1:${port}`;
+const base = `http://localhost:${port}`;
 const login = (who) => {
   const m = out.match(new RegExp(`${who}\\s+ID (\\d{12})\\s+passcode (\\d{6})\\s+phone (\\S+)`));
   if (!m) throw new Error(`no ${who} e-ID login in the demo output`);
@@ -188,6 +191,8 @@ try {
   check((await p2.locator('h1').textContent()).includes('My record'), 'English is remembered');
   await weigh(p2, 'me-record-en');
   await phone.close();
+
+  await accountTests({ browser, base, check, weigh, eidLogin, who: parent });
 } catch (e) {
   failed = true;
   console.error(`not ok - ${e.stack || e}`);
