@@ -1,7 +1,8 @@
 // The citizen's account security in a real browser: with a virtual authenticator attached
 // through the Chrome DevTools Protocol (CTAP2, built into the device, resident keys, user
 // verification), the citizen registers a passkey on the security page, logs out, and logs in
-// again with the passkey alone; the passkey shows in the list and the usage history.
+// again with the passkey alone; the passkey shows in the list and the usage history. Then the
+// residence history, linked documents and the data tracker's agency and date filters.
 
 /**
  * @param {object} t what run.mjs shares: browser(viewport), base, check, weigh, eidLogin, who
@@ -44,5 +45,26 @@ export async function accountTests({ browser, base, check, weigh, eidLogin, who 
   const history = await page.locator('table').textContent();
   check(history.includes('Added passkey'), 'the registration is in the usage history');
   await weigh(page, 'me-account-passkey');
+
+  // The other citizen pages: linked documents, residence history, the tracker's filters.
+  await page.goto(`${base}/portal/me/residences?lang=vi`);
+  check(await page.locator('#residences li').count() >= 1, 'the residence history lists the record\'s residence');
+  await weigh(page, 'me-residences');
+  await page.goto(`${base}/portal/me/documents`);
+  check((await page.locator('h1').textContent()).includes('Giấy tờ liên kết'), 'the linked documents page opens');
+  await weigh(page, 'me-documents');
+  await page.goto(`${base}/portal/me/tracker`);
+  const today = new Date(Date.now() + 7 * 3600e3).toISOString().slice(0, 10);
+  await page.selectOption('#agency', 'register');
+  await page.fill('#from', today);
+  await page.fill('#to', today);
+  await Promise.all([page.waitForURL(/agency=register/), page.click('#tracker-filter button')]);
+  check((await page.locator('#register-reads').textContent()).includes('demo-desk'),
+    'the tracker filtered by agency and today\'s date still shows the officer\'s reads');
+  await weigh(page, 'me-tracker-filtered');
+  await page.fill('#from', '2000-01-01');
+  await page.fill('#to', '2000-01-02');
+  await Promise.all([page.waitForURL(/from=2000-01-01/), page.click('#tracker-filter button')]);
+  check(await page.locator('#no-register-reads').count() === 1, 'a range without reads shows none');
   await ctx.close();
 }

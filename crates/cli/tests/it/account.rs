@@ -6,6 +6,7 @@
 use crate::common::*;
 use crate::oidc::citizen;
 use crate::portal::{Browser, hidden, login};
+
 use dancu_domain::PersonalId;
 
 /// The text of the element with this `id` (no nested tags).
@@ -273,4 +274,155 @@ async fn portal_account_security_passcode_totp_and_passkeys() {
     let r = b.get("/portal/login?as=citizen").await;
     let page = b.follow(r).await;
     assert!(page.body.contains("/authorize/login"), "{}", page.body);
+}
+
+/// A hub whose social-insurance agency may link insurance numbers and tax codes.
+fn enriching_hub() -> dancu_hub::members::HubConfig {
+    serde_json::from_value(serde_json::json!({
+        "members": [{"id": "bhxh", "name": "Bảo hiểm xã hội", "class": "ministry",
+            "subsystems": [{"id": "registry", "keys": []}]}],
+        "rights": [{
+            "id": "r-enrich", "org": "bhxh", "subsystem": "registry", "service": "enrich",
+            "fields": ["health_insurance_number", "tax_code"], "purpose": "insurance_registry",
+            "legal_basis": "Luật Bảo hiểm y tế", "requires_consent": false,
+            "requires_end_user": false, "requires_case_reference": false,
+            "covert_embargo_days": null, "quota": null, "rate": null,
+        }],
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_citizen_documents_residence_history_and_tracker_filters() {
+    let s = TestServer::start_with_idp_and_hub(enriching_hub()).await;
+    let id = citizen(&s, 132, "0912777002").await;
+    // A sectoral register links two identifiers, one of them twice.
+    let hub = s.hub.clone().unwrap();
+    let who = dancu_hub::service::Client {
+        org: "bhxh".into(),
+        subsystem: "registry".into(),
+        key_not_after: None,
+    };
+    let meta = dancu_hub::service::CallMeta {
+        purpose: "insurance_registry".into(),
+        ..Default::default()
+    };
+    let pid = id.clone();
+    off_runtime(move || {
+        for (kind, value, attrs) in [
+            (
+                "health_insurance_number",
+                "DN4010123456789",
+                serde_json::json!({"hospital": "Bệnh viện Bạch Mai"}),
+            ),
+            (
+                "health_insurance_number",
+                "DN4010123456790",
+                serde_json::json!({"hospital": "Bệnh viện Bạch Mai"}),
+            ),
+            ("tax_code", "8001234567", serde_json::json!({})),
+        ] {
+            let sub: dancu_hub::enrich::Submission = serde_json::from_value(serde_json::json!({
+                "id": pid, "kind": kind, "value": value, "attributes": attrs, "source_ref": "BH-1",
+            }))
+            .unwrap();
+            hub.enrich(&who, &meta, &sub).unwrap();
+        }
+    });
+    // The register: a temporary residence, and an officer's read of the record.
+    let (st, v) = crate::oidc::post_json(
+        &s,
+        Some(&s.national),
+        "/api/v1/residences/temporary",
+        serde_json::json!({"person": id, "expected_version": 2,
+            "address": address_json(BA_DINH, "Phòng 12, nhà B", "2026-02-20"), "from": "2026-02-20", "until": "2027-02-19"}),
+    )
+    .await;
+    assert!(st < 300, "{st} {v}");
+    let r = s
+        .http
+        .post(format!("{}/api/v1/persons/get", s.base))
+        .bearer_auth(&s.national)
+        .header("x-purpose", "xac-minh-ho-so")
+        .json(&serde_json::json!({"id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let mut b = Browser::new(&s);
+    let r = login(&mut b, &s, "citizen", &id, "+84912777002").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Linked documents: the current values, their source, the earlier version counted.
+    let r = b.get("/portal/me/documents?lang=en").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("Health insurance card") && r.body.contains("DN4010123456790"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("DN4010123456789"),
+        "only the current value"
+    );
+    assert!(
+        r.body.contains("1 earlier versions") && r.body.contains("bhxh / registry"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("Personal tax code") && r.body.contains("8001234567"));
+    assert!(r.body.contains("hospital: Bệnh viện Bạch Mai"));
+
+    // Residence history: the new temporary residence first, then what the record came with.
+    let r = b.get("/portal/me/residences").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let temp = r
+        .body
+        .find("Temporary residence registered")
+        .expect("the registration");
+    assert!(
+        r.body[temp..].contains("Phòng 12, nhà B") && r.body[temp..].contains("2026-02-20"),
+        "{}",
+        r.body
+    );
+
+    // The tracker: everything, then by agency, then by dates.
+    let r = b.get("/portal/me/tracker").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("id=\"register-reads\"") && r.body.contains("xac-minh-ho-so"),
+        "{}",
+        r.body
+    );
+    let r = b.get("/portal/me/tracker?agency=bhxh").await;
+    assert!(
+        r.body.contains("id=\"no-register-reads\""),
+        "officers are not bhxh: {}",
+        r.body
+    );
+    let r = b
+        .get("/portal/me/tracker?agency=register&from=2026-03-01&to=2026-03-01")
+        .await;
+    assert!(
+        r.body.contains("xac-minh-ho-so"),
+        "the read was on 2026-03-01 (Vietnam time): {}",
+        r.body
+    );
+    assert!(!r.body.contains("id=\"hub-accesses\""));
+    let r = b.get("/portal/me/tracker?from=2026-03-02").await;
+    assert!(r.body.contains("id=\"no-register-reads\""), "{}", r.body);
+    // A bad date: said in place, no date filter applied.
+    let r = b.get("/portal/me/tracker?from=2026-13-40").await;
+    assert_eq!(r.status, 422);
+    assert!(
+        r.body.contains("data-code=\"tracker_date_invalid\"") && r.body.contains("xac-minh-ho-so"),
+        "{}",
+        r.body
+    );
+    let r = b
+        .get("/portal/me/tracker?from=2026-03-05&to=2026-03-01")
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("tracker_range_invalid"));
 }

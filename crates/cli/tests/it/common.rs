@@ -61,6 +61,8 @@ pub struct TestServer {
     pub idp: Option<Arc<dancu_idp::Idp>>,
     /// Where the development SMS gateway writes one-time codes.
     pub sms_outbox: std::path::PathBuf,
+    /// The data-sharing hub, for servers started with [`TestServer::start_with_idp_and_hub`].
+    pub hub: Option<Arc<dancu_hub::service::Hub>>,
     pg_schema: Option<String>,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -111,16 +113,24 @@ fn officer(store: &dyn Store, id: &str, role: Role, j: Jurisdiction) -> String {
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_inner(false).await
+        Self::start_inner(false, None).await
     }
 
     /// A server that also runs the e-ID service and OpenID Connect provider, its issuer being
     /// the server's own base URL.
     pub async fn start_with_idp() -> Self {
-        Self::start_inner(true).await
+        Self::start_inner(true, None).await
     }
 
-    async fn start_inner(with_idp: bool) -> Self {
+    /// With the e-ID service and a data-sharing hub of these members and rights.
+    pub async fn start_with_idp_and_hub(hub: dancu_hub::members::HubConfig) -> Self {
+        Self::start_inner(true, Some(hub)).await
+    }
+
+    async fn start_inner(
+        with_idp: bool,
+        hub_config: Option<dancu_hub::members::HubConfig>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pg = off_runtime(api_backend_url);
         let sqlite_path = dir.path().join("t.sqlite3");
@@ -140,6 +150,27 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let sms_outbox = dir.path().join("sms-outbox.ndjson");
         let mut state = dancu_http::AppState::new(registry.clone());
+        let mut hub = None;
+        if let Some(config) = hub_config {
+            let h = off_runtime(|| {
+                dancu_hub::service::Hub::open(
+                    config,
+                    store.clone(),
+                    docs.clone(),
+                    clock.clone() as Arc<dyn Clock>,
+                    &dir.path().join("audit"),
+                    &dir.path().join("hub"),
+                    dancu_hub::audit::AuditSettings {
+                        fsync_each_record: false,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            });
+            let h = Arc::new(h);
+            state = state.with_hub(h.clone());
+            hub = Some(h);
+        }
         let mut idp = None;
         if with_idp {
             let mut cfg = dancu_idp::IdpConfig::new(&base);
@@ -193,6 +224,7 @@ impl TestServer {
             registrar,
             idp,
             sms_outbox,
+            hub,
             pg_schema: pg.map(|(_, schema)| schema),
             _dir: dir,
             _stop: stop,

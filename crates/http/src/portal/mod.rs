@@ -134,13 +134,15 @@ pub fn router() -> Router<AppState> {
             "/portal/me/consents/revoke",
             post(citizen::revoke).get(back_to("/portal/me/consents")),
         )
-        .route("/portal/me/tracker", get(citizen::tracker))
+        .route("/portal/me/tracker", get(mine::tracker))
         // My account's security: passcode, authenticator app, passkeys.
         .route(
             "/portal/assets/passkey-register.js",
             get(security::register_js),
         )
         .route("/portal/me/security", get(security::show))
+        .route("/portal/me/documents", get(mine::documents))
+        .route("/portal/me/residences", get(mine::residences))
         .route(
             "/portal/me/security/passcode",
             post(security::passcode).get(back_to("/portal/me/security")),
@@ -814,4 +816,5 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 mod citizen;
 mod desk;
+mod mine;
 mod security;
