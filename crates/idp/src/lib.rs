@@ -221,6 +221,12 @@ impl Idp {
         &self.cfg
     }
 
+    /// The document store the service keeps its records in (the web portals keep their
+    /// sessions there too).
+    pub fn doc_store(&self) -> Arc<dyn DocStore> {
+        self.docs.clone()
+    }
+
     /// The clock's now.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -426,3 +426,53 @@ async fn portal_citizen_documents_residence_history_and_tracker_filters() {
     assert_eq!(r.status, 422);
     assert!(r.body.contains("tracker_range_invalid"));
 }
+
+/// Portal sessions live in the document store: a fresh server over the same store (a restart,
+/// or another node) knows them, and they end after 30 minutes without use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_session_survives_a_restart_and_expires_when_idle() {
+    let mut s = TestServer::start_with_idp().await;
+    let id = citizen(&s, 133, "0912777003").await;
+    let mut b = Browser::new(&s);
+    let r = login(&mut b, &s, "citizen", &id, "+84912777003").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let page = b.get("/portal/me/security").await;
+    let csrf = hidden(&page.body, "csrf");
+    let old_base = s.base.clone();
+
+    s.restart().await;
+    assert_ne!(s.base, old_base);
+    let mut b2 = Browser::new(&s);
+    b2.cookies = b.cookies.clone();
+    let r = b2.get("/portal/me").await;
+    assert_eq!(
+        r.status, 200,
+        "the session outlives the restart: {}",
+        r.body
+    );
+    assert!(r.body.contains(&id));
+    // Its CSRF token too: a form of the old page still posts.
+    let r = b2
+        .post("/portal/me/security/totp", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Idle expiry: each use moves the deadline; 30 minutes without one end it.
+    s.clock.advance(chrono::Duration::minutes(20));
+    assert_eq!(b2.get("/portal/me").await.status, 200);
+    s.clock.advance(chrono::Duration::minutes(20));
+    assert_eq!(
+        b2.get("/portal/me").await.status,
+        200,
+        "used 20 minutes ago"
+    );
+    s.clock.advance(chrono::Duration::minutes(31));
+    let r = b2.get("/portal/me").await;
+    assert_eq!(r.status, 401, "idle for 31 minutes: {}", r.body);
+    s.clock.advance(chrono::Duration::minutes(-31));
+    assert_eq!(
+        b2.get("/portal/me").await.status,
+        401,
+        "and it is gone for good"
+    );
+}
