@@ -66,5 +66,10 @@ export async function accountTests({ browser, base, check, weigh, eidLogin, who 
   await page.fill('#to', '2000-01-02');
   await Promise.all([page.waitForURL(/from=2000-01-01/), page.click('#tracker-filter button')]);
   check(await page.locator('#no-register-reads').count() === 1, 'a range without reads shows none');
+
+  // An error page says what to do next and links to it.
+  await page.goto(`${base}/portal/callback?state=x&code=y`);
+  check((await page.locator('#next-step').textContent()).length > 20, 'the error page says what to do next');
+  await weigh(page, 'error-page');
   await ctx.close();
 }

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { accountTests } from './account.mjs';
+import { lookChecks } from './look.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = join(root, 'tests-artifacts', 'browser');
@@ -73,6 +74,7 @@ async function weigh(page, name) {
     assets += (await (await page.request.get(base + a)).body()).length;
   }
   check(html + assets <= MAX_PAGE_BYTES, `${name} weighs ${html + assets} bytes (≤ ${MAX_PAGE_BYTES})`);
+  await lookChecks(page, name, check);
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 

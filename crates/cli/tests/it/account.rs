@@ -476,3 +476,73 @@ async fn portal_session_survives_a_restart_and_expires_when_idle() {
         "and it is gone for good"
     );
 }
+
+/// The vendored font is served for a year under its version; error pages say what to do next.
+#[tokio::test]
+async fn portal_fonts_are_cached_for_a_year_and_error_pages_say_what_to_do_next() {
+    let s = TestServer::start_with_idp().await;
+    let css = s
+        .http
+        .get(format!("{}/portal/assets/portal.css", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let url = "/portal/assets/fonts/5.3.0/be-vietnam-pro-vietnamese-400.woff2";
+    assert!(
+        css.contains(url),
+        "the stylesheet loads the Vietnamese subset"
+    );
+    let r = s.http.get(format!("{}{url}", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "font/woff2");
+    assert_eq!(
+        r.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(r.bytes().await.unwrap().starts_with(b"wOF2"));
+    for bad in [
+        "/portal/assets/fonts/5.2.0/be-vietnam-pro-vietnamese-400.woff2",
+        "/portal/assets/fonts/5.3.0/nope.woff2",
+    ] {
+        let r = s.http.get(format!("{}{bad}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{bad}");
+    }
+    // Pages allow fonts from this server only.
+    let r = s
+        .http
+        .get(format!("{}/portal", s.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("font-src 'self'"), "{csp}");
+
+    let mut b = Browser::new(&s);
+    let r = b.get("/portal/callback?state=x&code=y").await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("data-code=\"portal_login_failed\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("id=\"next-step\"") && r.body.contains("href=\"/portal/login?as=citizen\""),
+        "{}",
+        r.body
+    );
+    let r = b
+        .post("/portal/me/security/passcode", &[("current", "1")])
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body.contains("id=\"next-step\"") && r.body.contains("Mở lại trang có biểu mẫu"),
+        "{}",
+        r.body
+    );
+}

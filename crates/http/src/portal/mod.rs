@@ -211,6 +211,7 @@ pub fn router() -> Router<AppState> {
             "/portal/assets/passkey-register.js",
             get(security::register_js),
         )
+        .route("/portal/assets/fonts/{version}/{file}", get(fonts::font))
         .route("/portal/me/security", get(security::show))
         .route("/portal/me/documents", get(mine::documents))
         .route("/portal/me/residences", get(mine::residences))
@@ -335,7 +336,7 @@ fn html(status: StatusCode, body: String) -> Response {
     h.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -887,5 +888,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 mod citizen;
 mod desk;
+mod fonts;
 mod mine;
+mod next;
 mod security;
