@@ -3,7 +3,8 @@
 // registers a birth; the parent logs in on a phone-sized screen, sees the child in the
 // household and the officer's reads in the data tracker, withdraws a consent given to a bank,
 // and switches to English. Then desk.mjs: command forms, a concurrent change reported as stale,
-// validation as you type, and a citizen's correction request handled at the desk.
+// validation as you type, and a citizen's correction request handled at the desk; and
+// account.mjs: a passkey registered with a virtual authenticator and a login with it.
 // Screenshots go to tests-artifacts/browser/. Exits non-zero on the first failure.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { deskScenario } from './desk.mjs';
+import { accountTests } from './account.mjs';
+import { lookChecks } from './look.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 const shots = join(root, 'tests-artifacts', 'browser');
@@ -27,7 +30,8 @@ function check(ok, what) {
 
 const bin = process.env.DANCU_BIN ?? join(resolve(root, process.env.CARGO_TARGET_DIR ?? 'target'), 'debug/dancu');
 const server = spawn(bin, ['demo', '--people', '2000'], {
-  env: { ...process.env, DANCU_DATA_DIR: dataDir, DANCU_LISTEN: `127.0.0.1:${port}` },
+  // The issuer is on `localhost`: WebAuthn refuses IP addresses as relying-party IDs.
+  env: { ...process.env, DANCU_DATA_DIR: dataDir, DANCU_LISTEN: `127.0.0.1:${port}`, DANCU_ISSUER: `http://localhost:${port}` },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 let out = '';
@@ -41,7 +45,7 @@ const started = new Promise((ok, fail) => {
   setTimeout(() => fail(new Error('dancu demo did not start in 120 s')), 120_000);
 });
 
-const base = `http://127.0.0.1:${port}`;
+const base = `http://localhost:${port}`;
 const login = (who) => {
   const m = out.match(new RegExp(`${who}\\s+ID (\\d{12})\\s+passcode (\\d{6})\\s+phone (\\S+)`));
   if (!m) throw new Error(`no ${who} e-ID login in the demo output`);
@@ -72,6 +76,7 @@ async function weigh(page, name) {
     assets += (await (await page.request.get(base + a)).body()).length;
   }
   check(html + assets <= MAX_PAGE_BYTES, `${name} weighs ${html + assets} bytes (≤ ${MAX_PAGE_BYTES})`);
+  await lookChecks(page, name, check);
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
 
@@ -193,6 +198,7 @@ try {
 
   // The desk's command forms, a concurrent change, and a correction request (desk.mjs).
   await deskScenario({ base, browser, eidLogin, weigh, check, officer, parent });
+  await accountTests({ browser, base, check, weigh, eidLogin, who: parent });
 } catch (e) {
   failed = true;
   console.error(`not ok - ${e.stack || e}`);

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod hub;
+mod portal;
 
 /// Options of `dancu bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -58,6 +59,10 @@ pub struct BenchArgs {
     /// `--connections`.
     #[arg(long)]
     pub idp: bool,
+    /// Measure the web portals' main pages (p50/p99 per page) over the SQLite register in
+    /// `--work-dir`, filled with `--people` people first when it is empty.
+    #[arg(long)]
+    pub portal: bool,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -77,6 +82,9 @@ fn round(x: f64, digits: i32) -> f64 {
 pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
     if args.idp {
         return idp::run(config, &args);
+    }
+    if args.portal {
+        return portal::run(config, &args);
     }
     let dir = match &args.work_dir {
         Some(d) => {

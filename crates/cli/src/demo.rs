@@ -29,7 +29,7 @@ const DEMO_PASSCODE: &str = "480916";
 /// Gives two people of the demo commune an e-ID account for the portals: a household head
 /// (citizen portal, level 1) and an adult linked to a `demo-desk` supervisor (officer desk,
 /// level 2). One-time codes go through the development SMS outbox, read back from its file.
-fn demo_eid(
+pub(crate) fn demo_eid(
     idp: &dancu_idp::Idp,
     store: &dyn Store,
     config: &Config,
@@ -331,7 +331,7 @@ pub fn run(config: &Config, people: u64, seed: u64, serve: bool) -> Result<(), S
     })
 }
 
-fn busiest_commune(store: &dyn Store) -> Option<String> {
+pub(crate) fn busiest_commune(store: &dyn Store) -> Option<String> {
     // A sample is enough: the first page of people in ID order, counted by commune.
     let mut counts = std::collections::HashMap::<String, u32>::new();
     for p in store.persons_after(None, 5_000).ok()? {

@@ -43,6 +43,13 @@ pub enum UsageKind {
         /// `true` for set, `false` for lifted.
         set: bool,
     },
+    /// An authenticator was added, replaced or removed (passcode change, TOTP app, passkey).
+    Authenticator {
+        /// Which kind of authenticator.
+        method: Amr,
+        /// What was done to it.
+        change: AuthenticatorChange,
+    },
     /// A guardian acted for the holder.
     GuardianAction {
         /// The guardian.
@@ -50,6 +57,18 @@ pub enum UsageKind {
         /// The client.
         client_id: String,
     },
+}
+
+/// What was done to an authenticator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthenticatorChange {
+    /// A new one was enrolled.
+    Added,
+    /// It was replaced by a new secret (a passcode change).
+    Replaced,
+    /// It was removed.
+    Removed,
 }
 
 /// One entry.

@@ -71,6 +71,7 @@ impl AppState {
 
     /// The same state with the e-ID service and OpenID Connect provider.
     pub fn with_idp(mut self, idp: Arc<dancu_idp::Idp>) -> Self {
+        self.portal = Arc::new(portal::Portal::over(idp.clone(), self.inline_reads));
         self.idp = Some(idp);
         self
     }

@@ -17,7 +17,7 @@ use dancu_domain::PersonalId;
 use dancu_eid::authn::throttle::{ThrottleDecision, ThrottleState};
 use dancu_eid::authn::totp::TotpCredential;
 use dancu_eid::b64;
-use dancu_eid::history::UsageKind;
+use dancu_eid::history::{AuthenticatorChange, UsageKind};
 use dancu_eid::oidc::claims::Amr;
 use dancu_eid::oidc::grants::new_token;
 use dancu_eid::webauthn::{self, Passkey};
@@ -32,10 +32,10 @@ const MAX_PASSKEYS: usize = 10;
 
 /// The holder's TOTP authenticator as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct TotpRecord {
-    credential: TotpCredential,
+pub(crate) struct TotpRecord {
+    pub(crate) credential: TotpCredential,
     /// A first code has proved the app holds the secret.
-    confirmed: bool,
+    pub(crate) confirmed: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -80,11 +80,11 @@ struct Challenge {
 }
 
 /// The account's and the source's throttle states with the versions read.
-type Throttles = ((ThrottleState, u64), (ThrottleState, u64));
+pub(crate) type Throttles = ((ThrottleState, u64), (ThrottleState, u64));
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PasskeyList {
-    passkeys: Vec<Passkey>,
+pub(crate) struct PasskeyList {
+    pub(crate) passkeys: Vec<Passkey>,
 }
 
 fn totp_not_started() -> IdpError {
@@ -105,7 +105,7 @@ fn totp_exists() -> IdpError {
     )
 }
 
-fn no_account() -> IdpError {
+pub(crate) fn no_account() -> IdpError {
     IdpError::not_found(
         "eid_account_not_found",
         "Công dân chưa có tài khoản định danh điện tử",
@@ -132,7 +132,11 @@ fn passkey_unknown() -> IdpError {
 }
 
 impl Idp {
-    fn throttle_pair(&self, account_key: &str, source: &str) -> Result<Throttles, IdpError> {
+    pub(crate) fn throttle_pair(
+        &self,
+        account_key: &str,
+        source: &str,
+    ) -> Result<Throttles, IdpError> {
         let load = |k: &str| -> Result<(ThrottleState, u64), IdpError> {
             Ok(store::load(self.docs.as_ref(), kind::THROTTLE, k)?.unwrap_or_default())
         };
@@ -146,7 +150,7 @@ impl Idp {
 
     /// Records an attempt in both throttles and the usage history; returns the writes.
     #[allow(clippy::too_many_arguments)]
-    fn attempt_writes(
+    pub(crate) fn attempt_writes(
         &self,
         person: PersonalId,
         account_key: &str,
@@ -235,6 +239,13 @@ impl Idp {
         if ok {
             rec.confirmed = true;
             writes.push(store::put(kind::TOTP, &key, version, &rec, None)?);
+            writes.push(self.usage_write(
+                *id,
+                UsageKind::Authenticator {
+                    method: Amr::Totp,
+                    change: AuthenticatorChange::Added,
+                },
+            )?);
         }
         self.docs.commit_docs(&writes)?;
         result
@@ -328,7 +339,7 @@ impl Idp {
         ))
     }
 
-    fn passkeys(&self, id: &PersonalId) -> Result<(PasskeyList, u64), IdpError> {
+    pub(crate) fn passkeys(&self, id: &PersonalId) -> Result<(PasskeyList, u64), IdpError> {
         Ok(
             store::load::<PasskeyList>(self.docs.as_ref(), kind::PASSKEYS, &id.to_string())?
                 .unwrap_or_default(),
@@ -417,6 +428,13 @@ impl Idp {
             consume,
             store::put(kind::PASSKEYS, &id.to_string(), version, &list, None)?,
             store::put(kind::PASSKEY_OWNER, &owner_key, 0, id, None)?,
+            self.usage_write(
+                *id,
+                UsageKind::Authenticator {
+                    method: Amr::Passkey,
+                    change: AuthenticatorChange::Added,
+                },
+            )?,
         ])?;
         Ok(credential_id)
     }

@@ -13,6 +13,7 @@
 //!   the one-time codes and the salt of pairwise subjects;
 //! - the holder's second factors: a TOTP authenticator (enrolled with a first code) and
 //!   passkeys (WebAuthn registration and login ceremonies, one-time challenges, counters);
+//! - the holder's management of them: passcode change, removing the TOTP app or a passkey;
 //! - the usage history (five years) of every authentication and consent;
 //! - sending one-time codes through an [`sms::SmsGateway`].
 //!
@@ -23,6 +24,7 @@ mod accounts;
 mod error;
 mod factors;
 mod flow;
+mod security;
 pub mod sms;
 pub mod store;
 
@@ -30,6 +32,7 @@ pub use accounts::{Level1Registration, Level2Raise, LoginOutcome};
 pub use error::IdpError;
 pub use factors::{PasskeyAssertion, TotpEnrolment};
 pub use flow::{AuthorizeStep, ClientRegistration, RegisteredClient, TokenRequest, UserinfoAnswer};
+pub use security::PasskeySummary;
 
 use chrono::{DateTime, Duration, Utc};
 use dancu_domain::clock::Clock;
@@ -219,7 +222,8 @@ impl Idp {
     }
 
     /// The document store the service keeps its records in (shared with other small
-    /// use-cases of the same deployment, such as the register's correction requests).
+    /// use-cases of the same deployment: the register's correction requests, the web portals'
+    /// sessions).
     pub fn docs(&self) -> &Arc<dyn DocStore> {
         &self.docs
     }

@@ -48,6 +48,33 @@ pub fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|scope| scope.spawn(f).join().unwrap())
 }
 
+/// The e-ID service of a test server at `issuer`.
+fn open_idp(
+    issuer: &str,
+    docs: &Arc<dyn dancu_store::docs::DocStore>,
+    registry: &Arc<Registry>,
+    clock: &Arc<FixedClock>,
+    sms_outbox: &std::path::Path,
+) -> Arc<dancu_idp::Idp> {
+    let mut cfg = dancu_idp::IdpConfig::new(issuer);
+    // Cheaper Argon2id in tests; the parameters themselves are tested in the eid crate.
+    cfg.passcode = dancu_eid::authn::passcode::PasscodeParams {
+        m_kib: 1024,
+        t: 1,
+        p: 1,
+    };
+    cfg.key_cache = std::time::Duration::ZERO;
+    let deps = dancu_idp::IdpDeps {
+        docs: docs.clone(),
+        registry: registry.clone(),
+        clock: clock.clone() as Arc<dyn Clock>,
+        sms: Arc::new(dancu_idp::sms::OutboxGateway::new(sms_outbox.to_owned())),
+        face: Arc::new(dancu_eid::face::DemoFaceVerifier),
+        seed: Some(7),
+    };
+    Arc::new(off_runtime(|| dancu_idp::Idp::open(cfg, deps).unwrap()))
+}
+
 pub struct TestServer {
     pub base: String,
     pub http: reqwest::Client,
@@ -61,6 +88,10 @@ pub struct TestServer {
     pub idp: Option<Arc<dancu_idp::Idp>>,
     /// Where the development SMS gateway writes one-time codes.
     pub sms_outbox: std::path::PathBuf,
+    /// The data-sharing hub, for servers started with [`TestServer::start_with_idp_and_hub`].
+    pub hub: Option<Arc<dancu_hub::service::Hub>>,
+    /// The document store (e-ID records, portal sessions).
+    docs: Arc<dyn dancu_store::docs::DocStore>,
     pg_schema: Option<String>,
     _dir: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
@@ -111,16 +142,24 @@ fn officer(store: &dyn Store, id: &str, role: Role, j: Jurisdiction) -> String {
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_inner(false).await
+        Self::start_inner(false, None).await
     }
 
     /// A server that also runs the e-ID service and OpenID Connect provider, its issuer being
     /// the server's own base URL.
     pub async fn start_with_idp() -> Self {
-        Self::start_inner(true).await
+        Self::start_inner(true, None).await
     }
 
-    async fn start_inner(with_idp: bool) -> Self {
+    /// With the e-ID service and a data-sharing hub of these members and rights.
+    pub async fn start_with_idp_and_hub(hub: dancu_hub::members::HubConfig) -> Self {
+        Self::start_inner(true, Some(hub)).await
+    }
+
+    async fn start_inner(
+        with_idp: bool,
+        hub_config: Option<dancu_hub::members::HubConfig>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pg = off_runtime(api_backend_url);
         let sqlite_path = dir.path().join("t.sqlite3");
@@ -140,25 +179,30 @@ impl TestServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let sms_outbox = dir.path().join("sms-outbox.ndjson");
         let mut state = dancu_http::AppState::new(registry.clone());
+        let mut hub = None;
+        if let Some(config) = hub_config {
+            let h = off_runtime(|| {
+                dancu_hub::service::Hub::open(
+                    config,
+                    store.clone(),
+                    docs.clone(),
+                    clock.clone() as Arc<dyn Clock>,
+                    &dir.path().join("audit"),
+                    &dir.path().join("hub"),
+                    dancu_hub::audit::AuditSettings {
+                        fsync_each_record: false,
+                        ..Default::default()
+                    },
+                )
+                .unwrap()
+            });
+            let h = Arc::new(h);
+            state = state.with_hub(h.clone());
+            hub = Some(h);
+        }
         let mut idp = None;
         if with_idp {
-            let mut cfg = dancu_idp::IdpConfig::new(&base);
-            // Cheaper Argon2id in tests; the parameters themselves are tested in the eid crate.
-            cfg.passcode = dancu_eid::authn::passcode::PasscodeParams {
-                m_kib: 1024,
-                t: 1,
-                p: 1,
-            };
-            cfg.key_cache = std::time::Duration::ZERO;
-            let deps = dancu_idp::IdpDeps {
-                docs,
-                registry,
-                clock: clock.clone() as Arc<dyn Clock>,
-                sms: Arc::new(dancu_idp::sms::OutboxGateway::new(sms_outbox.clone())),
-                face: Arc::new(dancu_eid::face::DemoFaceVerifier),
-                seed: Some(7),
-            };
-            let i = Arc::new(off_runtime(|| dancu_idp::Idp::open(cfg, deps).unwrap()));
+            let i = open_idp(&base, &docs, &registry, &clock, &sms_outbox);
             state = state.with_idp(i.clone());
             idp = Some(i);
         }
@@ -193,6 +237,8 @@ impl TestServer {
             registrar,
             idp,
             sms_outbox,
+            hub,
+            docs,
             pg_schema: pg.map(|(_, schema)| schema),
             _dir: dir,
             _stop: stop,
@@ -321,6 +367,43 @@ impl TestServer {
         });
         assert!(dupes.is_empty());
         id.to_string()
+    }
+
+    /// Stops the server and starts a fresh one over the same stores (new application state,
+    /// new e-ID service, nothing kept in memory) on a new port, as after a restart; `base`
+    /// follows. The issuer stays the first server's.
+    pub async fn restart(&mut self) {
+        let issuer = self.idp.as_ref().map(|i| i.config().issuer.clone());
+        let registry = Arc::new(Registry::new(
+            self.store.clone(),
+            self.clock.clone() as Arc<dyn Clock>,
+            Some(42),
+        ));
+        let mut state = dancu_http::AppState::new(registry.clone());
+        if let Some(h) = &self.hub {
+            state = state.with_hub(h.clone());
+        }
+        if let Some(issuer) = issuer {
+            let i = open_idp(
+                &issuer,
+                &self.docs,
+                &registry,
+                &self.clock,
+                &self.sms_outbox,
+            );
+            state = state.with_idp(i.clone());
+            self.idp = Some(i);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let bound = dancu::server::Bound::from_listener(listener, dancu_http::router(state));
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(bound.serve(async move {
+            let _ = rx.await;
+        }));
+        // Dropping the old sender stops the old server.
+        self._stop = stop;
+        self.base = base;
     }
 
     /// The test clock's now.

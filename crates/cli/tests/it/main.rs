@@ -3,6 +3,7 @@
 //! port and talks HTTP to it, plus tests that run the `dancu` binary as a child process and kill
 //! it with SIGKILL.
 
+mod account;
 mod audit;
 mod cards;
 mod common;

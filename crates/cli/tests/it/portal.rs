@@ -89,7 +89,7 @@ impl Browser {
     }
 
     /// Follows redirects from a response until a page.
-    async fn follow(&mut self, mut r: Resp) -> Resp {
+    pub(crate) async fn follow(&mut self, mut r: Resp) -> Resp {
         for _ in 0..10 {
             match r.location.clone() {
                 Some(l) if (300..400).contains(&r.status) => r = self.get(&l).await,

@@ -1,5 +1,6 @@
 //! The citizen portal: my record and household, my cards and residences, my e-ID account
-//! (level, usage history, lock), my consents (list, withdraw), and who used my data.
+//! (level, usage history, lock), my consents (list, withdraw). Linked documents, residence
+//! history and the data tracker are in `mine.rs`; the account's security in `security.rs`.
 //! The holder reads their own data: these reads are not officer reads and do not enter the
 //! officers' access log.
 
@@ -281,6 +282,11 @@ fn usage_line(l: Lang, e: &dancu_eid::history::UsageEntry) -> Line {
             String::new(),
             String::new(),
         ),
+        K::Authenticator { method, change } => (
+            super::security::usage_what(l, *method, *change),
+            String::new(),
+            String::new(),
+        ),
         other => (
             serde_json::to_value(other)
                 .ok()
@@ -494,62 +500,4 @@ pub(super) async fn revoke(
         Err(m) => m,
     };
     consents_page(state, ctx, id, Some(notice)).await
-}
-
-/// Who used my data: officers' reads in the register's access log, and agencies' accesses
-/// through the hub (covert ones once their embargo has ended).
-pub(super) async fn tracker(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    q: RawQuery,
-) -> Response {
-    let (ctx, id) = match me(&state, &headers, q) {
-        Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let st = state.clone();
-    let r = blocking(move || {
-        let register = st
-            .registry
-            .store()
-            .access_log(&id, 200)
-            .map_err(|e| Msg::from(dancu_registry::RegistryError::from(e)))?
-            .into_iter()
-            .map(|e| Line {
-                at: when(e.at),
-                what: e.action,
-                who: e.actor,
-                why: e.purpose,
-            })
-            .collect::<Vec<_>>();
-        let hub = match &st.hub {
-            Some(h) => h
-                .person_accesses(&id.to_string())?
-                .into_iter()
-                .map(|a| Line {
-                    at: when(a.time),
-                    what: a.fields.join(", "),
-                    who: format!("{} / {}", a.org, a.service),
-                    why: a.purpose,
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        Ok((register, hub))
-    })
-    .await;
-    match r {
-        Ok((register, hub)) => {
-            let page = pages::TrackerPage {
-                c: ctx.chrome(
-                    Side::Citizen,
-                    ("Ai đã dùng dữ liệu của tôi", "Who used my data"),
-                ),
-                register,
-                hub,
-            };
-            ctx.finish(render(StatusCode::OK, &page))
-        }
-        Err(m) => error_page(&ctx, Side::Citizen, StatusCode::INTERNAL_SERVER_ERROR, &m),
-    }
 }

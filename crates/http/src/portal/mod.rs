@@ -7,7 +7,8 @@
 //! confidential client (`dancu-portal`, public subjects) registered at first use, code flow
 //! with PKCE and a nonce, the code redeemed and the ID token verified in-process with the
 //! provider's own keys. After login the portal keeps a server-side session (an opaque cookie,
-//! `HttpOnly`, `SameSite=Lax`, `Secure` on https) with a CSRF token that every form repeats.
+//! `HttpOnly`, `SameSite=Lax`, `Secure` on https) with a CSRF token that every form repeats;
+//! sessions are documents of the e-ID service's document store, shared by every node.
 //!
 //! Like the JSON APIs, handlers only translate: reads and writes go through the same
 //! use-cases (`Registry`, `Idp`, `Hub`), so jurisdiction, roles, the access log and every
@@ -22,12 +23,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use chrono::{DateTime, Duration, Utc};
 use dancu_domain::PersonalId;
 use dancu_domain::officer::Officer;
+use dancu_store::docs::DocStore;
 use pages::Lang;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 /// The portal's session cookie.
 pub const PORTAL_COOKIE: &str = "dancu_portal";
@@ -36,15 +39,18 @@ const LANG_COOKIE: &str = "dancu_lang";
 /// The portal's client ID at the provider.
 pub const CLIENT_ID: &str = "dancu-portal";
 /// How long a portal session lasts without use.
-const IDLE: Duration = Duration::from_secs(30 * 60);
-/// Most sessions kept; the oldest go first beyond it.
-const MAX_SESSIONS: usize = 50_000;
+const IDLE: Duration = Duration::minutes(30);
+/// How old a session's last use may get before a read writes it again.
+const TOUCH: Duration = Duration::seconds(60);
+/// The document kind of portal sessions.
+const SESSION_KIND: &str = "portal_session";
 
 const HTMX: &str = include_str!("assets/htmx.min.js");
 const CSS: &str = include_str!("assets/portal.css");
 
 /// Which portal a session belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Side {
     /// The citizen portal.
     Citizen,
@@ -52,7 +58,7 @@ pub(crate) enum Side {
     Desk,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingLogin {
     side: Side,
     state: String,
@@ -60,56 +66,121 @@ struct PendingLogin {
     verifier: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SessionData {
     csrf: String,
     person: Option<PersonalId>,
     officer: Option<Officer>,
     name: String,
     pending: Option<PendingLogin>,
-    used: Instant,
+    /// Last use, by the provider's clock.
+    used: DateTime<Utc>,
 }
 
 /// The portals' server-side sessions and the client secret at the provider.
+///
+/// Sessions are documents of the provider's document store (SQLite or PostgreSQL), so every
+/// node of a deployment sees the same ones and they outlive a restart. They are keyed by the
+/// SHA-256 of the cookie's value (a copy of the table does not yield usable cookies), expire
+/// after [`IDLE`] without use (the store's expiry purges them; a read checks it too), and a
+/// read writes the new last-use time back only when it is a minute old or more, so that page
+/// views are not each a write.
 #[derive(Debug, Default)]
 pub struct Portal {
-    sessions: Mutex<HashMap<String, SessionData>>,
+    store: Option<SessionStore>,
     secret: OnceLock<String>,
 }
 
-impl Portal {
-    fn get(&self, sid: &str) -> Option<SessionData> {
-        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let s = map.get_mut(sid)?;
-        if s.used.elapsed() > IDLE {
-            map.remove(sid);
-            return None;
+#[derive(Debug)]
+struct SessionStore {
+    idp: Arc<dancu_idp::Idp>,
+    /// Store calls may run on the async thread (the embedded SQLite store); otherwise they go
+    /// to a thread of their own, as the PostgreSQL client must not block the runtime.
+    inline: bool,
+}
+
+impl SessionStore {
+    fn run<T: Send>(&self, f: impl FnOnce(&dyn DocStore) -> T + Send) -> T {
+        let docs = self.idp.docs().clone();
+        if self.inline {
+            f(docs.as_ref())
+        } else {
+            std::thread::scope(|s| {
+                s.spawn(|| f(docs.as_ref()))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
         }
-        s.used = Instant::now();
-        Some(s.clone())
+    }
+}
+
+fn session_key(sid: &str) -> String {
+    dancu_eid::b64::encode(&dancu_eid::oidc::grants::token_hash(sid))
+}
+
+impl Portal {
+    /// Sessions in the e-ID service's document store.
+    pub(crate) fn over(idp: Arc<dancu_idp::Idp>, inline: bool) -> Self {
+        Self {
+            store: Some(SessionStore { idp, inline }),
+            secret: OnceLock::new(),
+        }
     }
 
-    fn put(&self, sid: &str, data: SessionData) {
-        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, s| s.used.elapsed() < IDLE);
-            if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, s)| s.used)
-                    .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
+    fn get(&self, sid: &str) -> Option<SessionData> {
+        let store = self.store.as_ref()?;
+        let now = store.idp.now();
+        let key = session_key(sid);
+        store.run(|docs| {
+            let doc = docs.get(SESSION_KIND, &key).ok()??;
+            let mut s: SessionData = serde_json::from_str(&doc.json).ok()?;
+            if now - s.used > IDLE {
+                let _ = docs.delete(SESSION_KIND, &key, doc.version);
+                return None;
             }
-        }
-        map.insert(sid.to_owned(), data);
+            if now - s.used >= TOUCH {
+                s.used = now;
+                if let Ok(json) = serde_json::to_string(&s) {
+                    // Another request may have touched it at the same time: either write is good.
+                    let _ = docs.put(SESSION_KIND, &key, doc.version, &json, Some(now + IDLE));
+                }
+            }
+            Some(s)
+        })
+    }
+
+    fn put(&self, sid: &str, mut data: SessionData) {
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let now = store.idp.now();
+        data.used = now;
+        let key = session_key(sid);
+        let Ok(json) = serde_json::to_string(&data) else {
+            return;
+        };
+        store.run(|docs| {
+            let version = docs
+                .get(SESSION_KIND, &key)
+                .ok()
+                .flatten()
+                .map_or(0, |d| d.version);
+            if let Err(e) = docs.put(SESSION_KIND, &key, version, &json, Some(now + IDLE)) {
+                tracing::warn!(error = %e, "portal session not stored");
+            }
+        });
     }
 
     fn remove(&self, sid: &str) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(sid);
+        let Some(store) = self.store.as_ref() else {
+            return;
+        };
+        let key = session_key(sid);
+        store.run(|docs| {
+            if let Ok(Some(d)) = docs.get(SESSION_KIND, &key) {
+                let _ = docs.delete(SESSION_KIND, &key, d.version);
+            }
+        });
     }
 }
 
@@ -134,7 +205,44 @@ pub fn router() -> Router<AppState> {
             "/portal/me/consents/revoke",
             post(citizen::revoke).get(back_to("/portal/me/consents")),
         )
-        .route("/portal/me/tracker", get(citizen::tracker))
+        .route("/portal/me/tracker", get(mine::tracker))
+        // My account's security: passcode, authenticator app, passkeys.
+        .route(
+            "/portal/assets/passkey-register.js",
+            get(security::register_js),
+        )
+        .route("/portal/assets/fonts/{version}/{file}", get(fonts::font))
+        .route("/portal/me/security", get(security::show))
+        .route("/portal/me/documents", get(mine::documents))
+        .route("/portal/me/residences", get(mine::residences))
+        .route(
+            "/portal/me/security/passcode",
+            post(security::passcode).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/totp",
+            post(security::totp_begin).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/totp/confirm",
+            post(security::totp_confirm).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/totp/remove",
+            post(security::totp_remove).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/passkey/options",
+            post(security::passkey_options),
+        )
+        .route(
+            "/portal/me/security/passkey",
+            post(security::passkey_add).get(back_to("/portal/me/security")),
+        )
+        .route(
+            "/portal/me/security/passkey/remove",
+            post(security::passkey_remove).get(back_to("/portal/me/security")),
+        )
         .route("/portal/desk", get(desk::search_page))
         .route(
             "/portal/desk/search",
@@ -247,7 +355,7 @@ fn html(status: StatusCode, body: String) -> Response {
     h.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -578,7 +686,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, q: RawQuery) -
             officer: None,
             name: String::new(),
             pending: Some(pending),
-            used: Instant::now(),
+            used: chrono::DateTime::<Utc>::MIN_UTC,
         },
     );
     let mut r = see_other(&format!("/authorize?{}", qs.join("&")));
@@ -773,8 +881,27 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         Err(r) => return *r,
     };
     state.portal.remove(&ctx.sid);
+    // Logging out of the portal ends the browser's session at the provider too: otherwise the
+    // next "log in" on a shared computer would let the same person straight back in.
+    let provider = cookie(&headers, crate::oidc::SESSION_COOKIE);
+    if let (Some(idp), Some(c)) = (state.idp.clone(), provider) {
+        let _ = blocking(move || {
+            idp.logout(Some(&c), &BTreeMap::new())
+                .map(|_| ())
+                .map_err(Msg::from)
+        })
+        .await;
+    }
     let mut r = see_other("/portal");
     add_cookie(&mut r, PORTAL_COOKIE, "", ctx.secure, Some(0));
+    let expired = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        crate::oidc::SESSION_COOKIE,
+        if ctx.secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&expired) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
     r
 }
 
@@ -783,3 +910,7 @@ mod desk;
 mod forms;
 mod tasks;
 mod timeline;
+mod fonts;
+mod mine;
+mod next;
+mod security;

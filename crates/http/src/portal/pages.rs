@@ -142,14 +142,6 @@ pub struct ConsentsPage {
     pub notice: Option<Msg>,
 }
 
-#[derive(Template)]
-#[template(path = "portal/tracker.html")]
-pub struct TrackerPage {
-    pub c: Chrome,
-    pub register: Vec<Line>,
-    pub hub: Vec<Line>,
-}
-
 /// The purposes an officer can choose for a read (recorded in the access log).
 pub const PURPOSES: &[(&str, &str, &str)] = &[
     (
