@@ -11,6 +11,8 @@
 //! - [`service`]: the exchange services (attribute match, CMND → personal ID, eKYC signed by the
 //!   hub), `private_key_jwt` authentication with replay refusal, consents, and fee statements
 //!   metered from the log;
+//! - [`tokens`]: short-lived bearer access tokens obtained with a client assertion (OAuth
+//!   client credentials), checked per call from memory, backed by the document store;
 //! - [`batch`]: batch verification jobs (up to a million attribute-match rows) answered in the
 //!   background with the single call's rules, resumable after a restart;
 //! - [`enrich`]: sectoral registers' identifiers linked to personal IDs with provenance and
@@ -34,9 +36,14 @@ pub mod enrich;
 pub mod events;
 pub mod members;
 pub mod service;
+pub mod tokens;
 pub mod webhooks;
 
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod quota_tests;
+#[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod token_tests;

@@ -14,7 +14,10 @@ use crate::events::{
     EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
 };
 use crate::members::HubConfig;
-use chrono::{DateTime, Utc};
+use crate::tokens::{
+    AccessToken, TOKEN_KIND, TOKEN_SECONDS, TokenCache, TokenGrant, new_token, same_key, token_hash,
+};
+use chrono::{DateTime, Datelike, Utc};
 use dancu_domain::clock::Clock;
 use dancu_domain::{CmndNumber, PartialDate, PersonalId, Problem};
 use dancu_eid::oidc::OidcError;
@@ -25,7 +28,9 @@ use dancu_exchange::fees::{MeteredCall, Tariff, monthly_statements};
 use dancu_exchange::log::record::{AuditRecord, ExchangeResult};
 use dancu_exchange::log::tracker::{AccessLine, person_view};
 use dancu_exchange::matching::{self, Claims, CmndResolution, FieldAnswer};
-use dancu_exchange::rights::{AccessRequest, Grant, Limits, Refusal, decide, vietnam_date};
+use dancu_exchange::rights::{
+    AccessRequest, Grant, Limits, Refusal, decide, right_for, vietnam_date,
+};
 use dancu_store::docs::DocStore;
 use dancu_store::{SearchQuery, Store, StoreError};
 use p256::ecdsa::SigningKey;
@@ -59,6 +64,12 @@ pub enum HubError {
     /// The assertion's `jti` was used before.
     #[error("the client assertion was used before")]
     Replay,
+    /// The access token does not open this service.
+    #[error("the access token's scope does not include the service {0}")]
+    InsufficientScope(String),
+    /// A token was asked for a scope the subsystem's rights do not open.
+    #[error("the scope {0} is not a service this subsystem has a right to")]
+    InvalidScope(String),
     /// The rights refuse the call.
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -102,6 +113,8 @@ impl HubError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Unauthenticated(_) | Self::Replay => 401,
+            Self::InsufficientScope(_) => 403,
+            Self::InvalidScope(_) => 400,
             Self::Refused(Refusal::QuotaExceeded { .. } | Refusal::RateLimited { .. }) => 429,
             Self::Refused(_) => 403,
             Self::Invalid { .. } => 422,
@@ -117,6 +130,8 @@ impl Problem for HubError {
         match self {
             Self::Unauthenticated(_) => "client_unauthenticated",
             Self::Replay => "client_assertion_replayed",
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::InvalidScope(_) => "invalid_scope",
             Self::Refused(r) => r.code(),
             Self::Invalid { code, .. } => code,
             Self::PersonNotFound => "person_not_found",
@@ -132,6 +147,12 @@ impl Problem for HubError {
                 format!("Xác thực hệ thống kết nối không thành công ({why})")
             }
             Self::Replay => "Bằng chứng xác thực (client assertion) đã được dùng trước đó".into(),
+            Self::InsufficientScope(s) => {
+                format!("Mã truy cập không bao gồm dịch vụ {s}")
+            }
+            Self::InvalidScope(s) => {
+                format!("Phạm vi {s} không phải dịch vụ mà hệ thống này có quyền khai thác")
+            }
             Self::Refused(r) => r.message_vi(),
             Self::Invalid { vi, .. } => vi.clone(),
             Self::PersonNotFound => "Không có công dân mang số định danh này".into(),
@@ -169,6 +190,21 @@ pub struct Client {
     pub subsystem: String,
     /// Expiry of the key that signed the assertion.
     pub key_not_after: Option<DateTime<Utc>>,
+    /// The services an access token opens (`None`: authenticated by a client assertion,
+    /// which is not limited to some services).
+    pub scope: Option<Arc<[String]>>,
+}
+
+impl Client {
+    /// Refuses a service outside the access token's scope.
+    pub fn check_scope(&self, service: &str) -> Result<(), HubError> {
+        match &self.scope {
+            Some(s) if !s.iter().any(|x| x == service) => {
+                Err(HubError::InsufficientScope(service.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What every call declares besides its data.
@@ -241,6 +277,7 @@ pub struct Hub {
     clock: Arc<dyn Clock>,
     audit: GroupLog,
     jti_claims: Batcher<(String, DateTime<Utc>), Result<bool, String>>,
+    tokens: TokenCache,
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
@@ -248,6 +285,55 @@ pub struct Hub {
     response_kid: String,
     tariff: Tariff,
     card_trust: CardTrust,
+}
+
+/// The quota counters as the exchange log shows them: every call a right with a quota allowed
+/// (served, or failed after it was allowed) in the current month, Vietnam time, counted against
+/// that right under the same key the calls use, so a restart hands out no quota twice. Rate
+/// buckets start full again (they refill within seconds anyway).
+fn quota_usage(
+    config: &HubConfig,
+    audit_dir: &Path,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, Limits>, String> {
+    let mut limits: HashMap<String, Limits> = HashMap::new();
+    if !config.rights.iter().any(|r| r.quota.is_some()) {
+        return Ok(limits);
+    }
+    let month = vietnam_date(now).with_day(1).unwrap_or(vietnam_date(now));
+    let since = month
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc() - chrono::TimeDelta::hours(7))
+        .unwrap_or(now);
+    let entries = crate::audit::read_entries_since(audit_dir, since).map_err(|e| e.to_string())?;
+    for e in entries {
+        let r = &e.record;
+        if matches!(r.result, ExchangeResult::Refused(_)) {
+            continue;
+        }
+        let Some(right) = right_for(
+            &config.rights,
+            &r.caller_org,
+            &r.subsystem,
+            &r.service,
+            &r.purpose,
+            &r.fields,
+        ) else {
+            continue;
+        };
+        if right.quota.is_none() {
+            continue;
+        }
+        let key = format!(
+            "{}/{}/{}/{}",
+            r.caller_org, r.subsystem, r.service, r.purpose
+        );
+        limits
+            .entry(key)
+            .or_default()
+            .count_past(right, r.time, now);
+    }
+    Ok(limits)
 }
 
 /// Response-signing key files, beside the log.
@@ -267,6 +353,7 @@ impl Hub {
     ) -> Result<Self, String> {
         config.check()?;
         let audit = AuditLog::open(audit_dir, settings).map_err(|e| e.to_string())?;
+        let limits = quota_usage(&config, audit_dir, clock.now())?;
         let response_key = load_or_create_key(key_dir, RESPONSE_KEY_FILE, RESPONSE_PUBLIC_KEY_FILE)
             .map_err(|e| e.to_string())?;
         let response_kid = Jwk::from_p256(response_key.verifying_key())
@@ -283,9 +370,10 @@ impl Hub {
             clock,
             audit: GroupLog::new(audit),
             jti_claims: Batcher::default(),
+            tokens: TokenCache::default(),
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
-            limits: Mutex::default(),
+            limits: Mutex::new(limits),
             response_key,
             response_kid,
             tariff,
@@ -314,6 +402,7 @@ impl Hub {
     pub fn tick(&self) -> Result<(), String> {
         let now = self.clock.now();
         self.audit.lock().tick(now).map_err(|e| e.to_string())?;
+        self.tokens.purge(now);
         self.docs
             .purge_expired(now)
             .map(|_| ())
@@ -322,6 +411,131 @@ impl Hub {
 
     /// Authenticates a call by its `private_key_jwt` client assertion.
     pub fn authenticate(&self, assertion: &str) -> Result<Client, HubError> {
+        self.authenticate_key(assertion).map(|(c, _)| c)
+    }
+
+    /// Issues an access token to the subsystem that signed `assertion` (client credentials
+    /// with `private_key_jwt`), for the services named in `scope` (separated by spaces), or
+    /// for every service its rights open when `scope` is absent. The key must not be expired;
+    /// the token lives [`TOKEN_SECONDS`] at most, and never past the key's `not_after`.
+    pub fn issue_token(
+        &self,
+        assertion: &str,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, HubError> {
+        let (client, key) = self.authenticate_key(assertion)?;
+        let now = self.clock.now();
+        if let Some(t) = client.key_not_after
+            && t <= now
+        {
+            return Err(Refusal::ClientKeyExpired(t).into());
+        }
+        let open: BTreeSet<&str> = self
+            .config
+            .rights
+            .iter()
+            .filter(|r| r.org == client.org && r.subsystem == client.subsystem)
+            .map(|r| r.service.as_str())
+            .collect();
+        let scope: Vec<String> = match scope.map(str::trim).filter(|s| !s.is_empty()) {
+            None => open.iter().map(|s| (*s).to_owned()).collect(),
+            Some(asked) => {
+                let mut out: Vec<String> = Vec::new();
+                for s in asked.split(' ').filter(|s| !s.is_empty()) {
+                    if !open.contains(s) {
+                        return Err(HubError::InvalidScope(s.chars().take(64).collect()));
+                    }
+                    if !out.iter().any(|o| o == s) {
+                        out.push(s.to_owned());
+                    }
+                }
+                out
+            }
+        };
+        if scope.is_empty() {
+            return Err(HubError::InvalidScope(String::new()));
+        }
+        let mut expires_at = now + chrono::Duration::seconds(TOKEN_SECONDS);
+        if let Some(t) = client.key_not_after {
+            expires_at = expires_at.min(t);
+        }
+        let token = new_token();
+        let hash = token_hash(&token);
+        let grant = TokenGrant {
+            org: client.org,
+            subsystem: client.subsystem,
+            key,
+            scope,
+            expires_at,
+        };
+        let json = serde_json::to_string(&grant).map_err(internal)?;
+        self.docs
+            .put(TOKEN_KIND, &hash, 0, &json, Some(expires_at))
+            .map_err(internal)?;
+        let scope = grant.scope.join(" ");
+        self.tokens.insert(hash, Arc::new(grant));
+        Ok(AccessToken {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: (expires_at - now).num_seconds(),
+            scope,
+        })
+    }
+
+    /// Authenticates a call by its bearer access token if this node has the token's grant in
+    /// memory; `None` when the document store must be asked ([`Self::authenticate_token`]).
+    /// Never blocks on I/O.
+    pub fn authenticate_token_cached(&self, token: &str) -> Option<Result<Client, HubError>> {
+        let grant = self.tokens.get(&token_hash(token))?;
+        Some(self.check_grant(&grant))
+    }
+
+    /// Authenticates a call by its bearer access token, from memory or else from the document
+    /// store (a token another node issued, or issued before a restart).
+    pub fn authenticate_token(&self, token: &str) -> Result<Client, HubError> {
+        let hash = token_hash(token);
+        if let Some(g) = self.tokens.get(&hash) {
+            return self.check_grant(&g);
+        }
+        let doc = self
+            .docs
+            .get(TOKEN_KIND, &hash)
+            .map_err(internal)?
+            .ok_or(HubError::Unauthenticated("unknown access token"))?;
+        let grant: TokenGrant = serde_json::from_str(&doc.json).map_err(internal)?;
+        let grant = Arc::new(grant);
+        let client = self.check_grant(&grant)?;
+        self.tokens.insert(hash, grant);
+        Ok(client)
+    }
+
+    /// A token's grant holds while it is not expired and its key is still registered for its
+    /// subsystem and not past its `not_after`.
+    fn check_grant(&self, g: &TokenGrant) -> Result<Client, HubError> {
+        let now = self.clock.now();
+        if g.expires_at <= now {
+            return Err(HubError::Unauthenticated("access token expired"));
+        }
+        let key = self
+            .config
+            .subsystem(&g.org, &g.subsystem)
+            .and_then(|s| s.keys.iter().find(|k| same_key(&k.jwk, &g.key)))
+            .ok_or(HubError::Unauthenticated("access token revoked"))?;
+        if let Some(t) = key.not_after
+            && t <= now
+        {
+            return Err(Refusal::ClientKeyExpired(t).into());
+        }
+        Ok(Client {
+            org: g.org.clone(),
+            subsystem: g.subsystem.clone(),
+            key_not_after: key.not_after,
+            scope: Some(g.scope.iter().cloned().collect()),
+        })
+    }
+
+    /// Authenticates a client assertion and names the key that signed it.
+    fn authenticate_key(&self, assertion: &str) -> Result<(Client, Jwk), HubError> {
         let iss = assertion_issuer(assertion).ok_or(HubError::Unauthenticated("malformed"))?;
         let (org, sub) = iss
             .split_once('/')
@@ -354,11 +568,15 @@ impl Hub {
                 });
             match res {
                 Ok(_) => {
-                    return Ok(Client {
-                        org: org.to_owned(),
-                        subsystem: sub.to_owned(),
-                        key_not_after: key.not_after,
-                    });
+                    return Ok((
+                        Client {
+                            org: org.to_owned(),
+                            subsystem: sub.to_owned(),
+                            key_not_after: key.not_after,
+                            scope: None,
+                        },
+                        key.jwk.clone(),
+                    ));
                 }
                 Err(OidcError::InvalidClient("signature")) => continue,
                 Err(OidcError::Replay) => {
@@ -414,6 +632,7 @@ impl Hub {
         consent_id: Option<&str>,
         work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
     ) -> Result<(T, u64), HubError> {
+        client.check_scope(service)?;
         let now = self.clock.now();
         let mut record = AuditRecord {
             time: now,
@@ -927,6 +1146,7 @@ impl Hub {
             org: sub.org.clone(),
             subsystem: sub.subsystem.clone(),
             key_not_after: None,
+            scope: None,
         };
         let meta = CallMeta {
             purpose: sub.purpose.clone(),
@@ -1011,6 +1231,7 @@ impl Hub {
         now: DateTime<Utc>,
         dry_run: bool,
     ) -> Result<Result<Grant, Refusal>, HubError> {
+        client.check_scope(service)?;
         let mut limits = self
             .limits
             .lock()
@@ -1043,6 +1264,28 @@ impl Hub {
             },
             l,
         ))
+    }
+
+    /// Calls counted in the current period against the quota of the right `org/subsystem`
+    /// holds for `service` and `purpose` (the one a call asking no fields would use); `None`
+    /// when there is no such right or it has no quota.
+    pub fn quota_used(
+        &self,
+        org: &str,
+        subsystem: &str,
+        service: &str,
+        purpose: &str,
+    ) -> Option<u64> {
+        let right = right_for(&self.config.rights, org, subsystem, service, purpose, &[])?;
+        right.quota?;
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("{org}/{subsystem}/{service}/{purpose}");
+        Some(
+            limits
+                .entry(key)
+                .or_default()
+                .quota_used(right, self.clock.now()),
+        )
     }
 
     /// Logs one exchange (pub(crate) for the batch jobs).

@@ -358,6 +358,30 @@ impl HubServer {
         decode(req.send().await.unwrap()).await
     }
 
+    /// Asks the token endpoint for an access token of `bank-a/ekyc` (client credentials with a
+    /// fresh client assertion), with this form besides the assertion.
+    async fn token_request(&self, form: &str) -> (u16, Value) {
+        let a = self.assertion("ekyc", 1, "urn:dancu:hub");
+        let body = format!(
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}{form}"
+        );
+        let req = self
+            .http
+            .post(format!("{}/api/hub/v1/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        decode(req.send().await.unwrap()).await
+    }
+
+    async fn bearer_call(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body);
+        decode(req.send().await.unwrap()).await
+    }
+
     async fn call(&self, path: &str, body: Value) -> (u16, Value) {
         let a = self.assertion("ekyc", 1, "urn:dancu:hub");
         self.call_with(path, Some(&a), body).await
@@ -451,6 +475,7 @@ async fn hub_attribute_match_is_served_logged_metered_and_verifiable() {
         .await
         .unwrap();
     for p in [
+        "/api/hub/v1/token",
         "/api/hub/v1/verify/attributes",
         "/api/hub/v1/verify/cmnd",
         "/api/hub/v1/ekyc",
@@ -554,6 +579,77 @@ async fn hub_attribute_match_is_served_logged_metered_and_verifiable() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["first_bad"]["expected_seq"], 1, "{report}");
     assert_eq!(report["first_bad"]["record_index"], 1);
+}
+
+#[tokio::test]
+async fn hub_access_tokens_open_the_scoped_services_by_bearer_until_they_expire() {
+    let s = HubServer::start().await;
+    let id = s.person(11, "Nguyễn Văn An", Sex::Male, 1990, &[]);
+    let attrs = with(meta(), json!({"id": id, "claims": {"sex": "male"}}));
+    let path = "/api/hub/v1/verify/attributes";
+    let code = |v: &Value| v["code"].as_str().unwrap().to_owned();
+
+    let (st, t) = s
+        .token_request("&grant_type=client_credentials&scope=verify_attributes+verify_cmnd")
+        .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 600);
+    assert_eq!(t["scope"], "verify_attributes verify_cmnd");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+
+    // The token serves many calls; each is logged like an assertion-authenticated one.
+    for _ in 0..3 {
+        let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["fields"][0]["verdict"], "match");
+    }
+    let log = s.log();
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.iter()
+            .all(|r| r.caller_org == "bank-a" && r.subsystem == "ekyc")
+    );
+
+    // Outside its scope.
+    let (st, v) = s
+        .bearer_call(
+            "/api/hub/v1/ekyc",
+            &token,
+            with(meta(), json!({"id": id, "fields": ["sex"]})),
+        )
+        .await;
+    assert_eq!((st, code(&v).as_str()), (403, "insufficient_scope"));
+    assert_eq!(s.log().len(), 3, "a scope refusal is not an exchange");
+
+    // Bad token requests change nothing and say why.
+    let (st, v) = s.token_request("&grant_type=password").await;
+    assert_eq!((st, code(&v).as_str()), (400, "unsupported_grant_type"));
+    let (st, v) = s
+        .token_request("&grant_type=client_credentials&scope=ekyc+no_such_service")
+        .await;
+    assert_eq!((st, code(&v).as_str()), (400, "invalid_scope"));
+    let (st, v) = s
+        .token_request("&grant_type=client_credentials&grant_type=client_credentials")
+        .await;
+    assert_eq!((st, code(&v).as_str()), (400, "invalid_request"));
+
+    // Unknown or malformed bearer tokens.
+    let (st, v) = s.bearer_call(path, "forged-token", attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+    let req = s
+        .http
+        .post(format!("{}{path}", s.base))
+        .header("authorization", "Basic abc")
+        .json(&attrs);
+    let (st, v) = decode(req.send().await.unwrap()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+
+    // Expired after ten minutes.
+    s.clock.advance(Duration::seconds(600));
+    let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+    assert_eq!(s.log().len(), 3);
 }
 
 #[tokio::test]
