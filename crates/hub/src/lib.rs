@@ -1,5 +1,7 @@
 //! The data-sharing hub's use-cases (nền tảng tích hợp, chia sẻ dữ liệu) over the pure rules of
 //! `dancu-exchange`:
+//! - [`admin`]: the rights administration (members, subsystems, keys, access rights) while
+//!   the hub runs, effective at the next call;
 //! - [`audit`]: the tamper-evident exchange log on disk: segment files, signed checkpoints,
 //!   recovery from a torn write, refusal when the disk or the budget is full, and verification
 //!   of a log directory (`dancu audit verify`);
@@ -27,6 +29,7 @@
 //! driver: HTTP belongs to `dancu-http`, wiring to the `dancu` binary. It never logs personal
 //! data values, only field names.
 
+pub mod admin;
 pub mod audit;
 pub mod batch;
 pub mod cards;

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Service code of attribute match.
 pub const SERVICE_VERIFY_ATTRIBUTES: &str = "verify_attributes";
@@ -83,6 +83,26 @@ pub enum HubError {
         /// English message.
         en: String,
     },
+    /// A member, subsystem, key or right the administration names does not exist.
+    #[error("{en}")]
+    NotFound {
+        /// Stable code.
+        code: &'static str,
+        /// Vietnamese message.
+        vi: String,
+        /// English message.
+        en: String,
+    },
+    /// A member, subsystem, key or right to add exists already.
+    #[error("{en}")]
+    Conflict {
+        /// Stable code.
+        code: &'static str,
+        /// Vietnamese message.
+        vi: String,
+        /// English message.
+        en: String,
+    },
     /// No person with that personal ID.
     #[error("no person with this personal ID")]
     PersonNotFound,
@@ -118,6 +138,8 @@ impl HubError {
             Self::Refused(Refusal::QuotaExceeded { .. } | Refusal::RateLimited { .. }) => 429,
             Self::Refused(_) => 403,
             Self::Invalid { .. } => 422,
+            Self::NotFound { .. } => 404,
+            Self::Conflict { .. } => 409,
             Self::PersonNotFound | Self::ConsentNotFound | Self::JobNotFound => 404,
             Self::AuditUnavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -133,7 +155,9 @@ impl Problem for HubError {
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidScope(_) => "invalid_scope",
             Self::Refused(r) => r.code(),
-            Self::Invalid { code, .. } => code,
+            Self::Invalid { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::PersonNotFound => "person_not_found",
             Self::ConsentNotFound => "consent_not_found",
             Self::JobNotFound => "job_not_found",
@@ -154,7 +178,9 @@ impl Problem for HubError {
                 format!("Phạm vi {s} không phải dịch vụ mà hệ thống này có quyền khai thác")
             }
             Self::Refused(r) => r.message_vi(),
-            Self::Invalid { vi, .. } => vi.clone(),
+            Self::Invalid { vi, .. } | Self::NotFound { vi, .. } | Self::Conflict { vi, .. } => {
+                vi.clone()
+            }
             Self::PersonNotFound => "Không có công dân mang số định danh này".into(),
             Self::ConsentNotFound => "Không tìm thấy sự đồng ý này".into(),
             Self::JobNotFound => "Không có lô đối chiếu này".into(),
@@ -271,7 +297,8 @@ pub struct ConsentGrant {
 /// The hub.
 #[derive(Debug)]
 pub struct Hub {
-    config: HubConfig,
+    config: RwLock<Arc<HubConfig>>,
+    config_file: Option<PathBuf>,
     store: Arc<dyn Store>,
     docs: Arc<dyn DocStore>,
     clock: Arc<dyn Clock>,
@@ -281,6 +308,7 @@ pub struct Hub {
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
+    config_writer: Mutex<()>,
     response_key: SigningKey,
     response_kid: String,
     tariff: Tariff,
@@ -364,7 +392,8 @@ impl Hub {
             .exempt_classes
             .extend(config.fee_exempt_classes.iter().cloned());
         Ok(Self {
-            config,
+            config: RwLock::new(Arc::new(config)),
+            config_file: None,
             store,
             docs,
             clock,
@@ -374,6 +403,7 @@ impl Hub {
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
             limits: Mutex::new(limits),
+            config_writer: Mutex::new(()),
             response_key,
             response_kid,
             tariff,
@@ -430,8 +460,8 @@ impl Hub {
         {
             return Err(Refusal::ClientKeyExpired(t).into());
         }
-        let open: BTreeSet<&str> = self
-            .config
+        let config = self.config();
+        let open: BTreeSet<&str> = config
             .rights
             .iter()
             .filter(|r| r.org == client.org && r.subsystem == client.subsystem)
@@ -516,8 +546,8 @@ impl Hub {
         if g.expires_at <= now {
             return Err(HubError::Unauthenticated("access token expired"));
         }
-        let key = self
-            .config
+        let config = self.config();
+        let key = config
             .subsystem(&g.org, &g.subsystem)
             .and_then(|s| s.keys.iter().find(|k| same_key(&k.jwk, &g.key)))
             .ok_or(HubError::Unauthenticated("access token revoked"))?;
@@ -540,12 +570,13 @@ impl Hub {
         let (org, sub) = iss
             .split_once('/')
             .ok_or(HubError::Unauthenticated("iss must be member/subsystem"))?;
-        let subsystem = self
-            .config
+        let config = self.config();
+        let subsystem = config
             .subsystem(org, sub)
             .ok_or(HubError::Unauthenticated("unknown subsystem"))?;
         let now = self.clock.now();
-        let audiences = self.config.audiences();
+        let config = self.config();
+        let audiences = config.audiences();
         let mut store_error = None;
         for key in &subsystem.keys {
             let check = AssertionCheck {
@@ -662,7 +693,7 @@ impl Hub {
             );
             let l = limits.entry(key).or_default();
             decide(
-                &self.config.rights,
+                &self.config().rights,
                 &AccessRequest {
                     org: &client.org,
                     subsystem: &client.subsystem,
@@ -907,7 +938,7 @@ impl Hub {
     pub fn grant_consent(&self, person: &str, g: ConsentGrant) -> Result<Consent, HubError> {
         parse_id(person)?;
         let now = self.clock.now();
-        if self.config.member(&g.recipient_org).is_none() {
+        if self.config().member(&g.recipient_org).is_none() {
             return Err(HubError::invalid(
                 "unknown_member",
                 "Tổ chức nhận dữ liệu không phải thành viên của nền tảng",
@@ -1014,8 +1045,8 @@ impl Hub {
             .filter(|r| r.service != crate::enrich::SERVICE_ENRICH)
             .filter(|r| member.is_none_or(|m| r.caller_org == m))
             .map(|r| {
-                let class = self
-                    .config
+                let config = self.config();
+                let class = config
                     .member(&r.caller_org)
                     .map_or("", |m| m.class.as_str());
                 MeteredCall::new(&r.caller_org, class, r.time, &r.service, &r.fields)
@@ -1055,8 +1086,8 @@ impl Hub {
         after: i64,
         limit: u32,
     ) -> Result<FeedPage, HubError> {
-        let sub = self
-            .config
+        let config = self.config();
+        let sub = config
             .subscriptions
             .iter()
             .find(|s| {
@@ -1248,7 +1279,7 @@ impl Hub {
             limits.entry(key).or_default()
         };
         Ok(decide(
-            &self.config.rights,
+            &self.config().rights,
             &AccessRequest {
                 org: &client.org,
                 subsystem: &client.subsystem,
@@ -1276,7 +1307,8 @@ impl Hub {
         service: &str,
         purpose: &str,
     ) -> Option<u64> {
-        let right = right_for(&self.config.rights, org, subsystem, service, purpose, &[])?;
+        let config = self.config();
+        let right = right_for(&config.rights, org, subsystem, service, purpose, &[])?;
         right.quota?;
         let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
         let key = format!("{org}/{subsystem}/{service}/{purpose}");
@@ -1303,9 +1335,44 @@ impl Hub {
             .map_err(|(_, e)| HubError::AuditUnavailable(e.to_string()))
     }
 
-    /// The hub's configuration.
-    pub(crate) fn config(&self) -> &HubConfig {
-        &self.config
+    /// The hub's members, rights and subscriptions as they stand now (the rights admin API
+    /// may replace them at any time; each call works on the snapshot it took).
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the configuration: `change` edits a copy, the copy must pass
+    /// [`HubConfig::check`], is written to the configuration file when the hub has one (in full,
+    /// to a temporary file renamed over the old one after a sync), and only then replaces the
+    /// configuration every following call sees. Changes are serialised; a refused change
+    /// changes nothing.
+    pub fn update_config<T>(
+        &self,
+        change: impl FnOnce(&mut HubConfig) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let _one_at_a_time = self.config_writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (*self.config()).clone();
+        let out = change(&mut next)?;
+        next.check().map_err(|e| HubError::Invalid {
+            code: "invalid_hub_configuration",
+            vi: format!("Thay đổi làm cấu hình nền tảng không hợp lệ: {e}"),
+            en: format!("The change would make the hub configuration invalid: {e}"),
+        })?;
+        if let Some(path) = &self.config_file {
+            next.save(path).map_err(internal)?;
+        }
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(out)
+    }
+
+    /// The same hub, writing the configuration changes of the rights admin API to `path` (the
+    /// file it was loaded from).
+    pub fn with_config_file(mut self, path: &Path) -> Self {
+        self.config_file = Some(path.to_owned());
+        self
     }
 
     /// The document store.

@@ -692,6 +692,243 @@ async fn batch_results(
     Ok(resp)
 }
 
+/// The officer must be a national supervisor (fee statements, rights administration).
+async fn national_supervisor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let o = state.officer(headers).await?;
+    if o.role != Role::Supervisor || o.jurisdiction != Jurisdiction::National {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_not_allowed",
+            "Chỉ cán bộ giám sát cấp quốc gia được quản trị quyền khai thác",
+            "Only a national supervisor may administer the hub's members and rights",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/hub/v1/admin/rights", tag = "hub-admin", summary = "Members, subsystems, registered keys (with their thumbprint kid) and access rights as they stand",
+    responses(
+        (status = 200, description = "members [{id, name, class, subsystems [{id, keys [{kid, jwk, not_after}]}]}], rights [{id, org, subsystem, service, fields, purpose, legal_basis, requires_consent, requires_end_user, requires_case_reference, covert_embargo_days, quota {limit, period day|month}, rate {per_second, burst}}]", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed: national supervisors only", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hub = hub(&state)?;
+    national_supervisor(&state, &headers).await?;
+    ok_json(&hub.admin_list())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgRef {
+    org: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubsystemRef {
+    org: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRef {
+    org: String,
+    subsystem: String,
+    kid: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RightRef {
+    id: String,
+}
+
+/// Runs an administration change for a national supervisor and answers the resulting list.
+async fn admin_change<B: serde::de::DeserializeOwned + Send + 'static>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    change: impl FnOnce(&Hub, B) -> Result<(), HubError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let hub = hub(&state)?;
+    national_supervisor(&state, &headers).await?;
+    let b: B = parse(&body)?;
+    let view = run(move || {
+        change(&hub, b)?;
+        Ok(hub.admin_list())
+    })
+    .await?;
+    ok_json(&view)
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/members", tag = "hub-admin", summary = "Add a member organisation (without subsystems)",
+    request_body(content = Object, content_type = "application/json", description = "{id, name, class}: id and class 1-64 characters of a-z 0-9 . _ -"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "member_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_identifier, invalid_field: nothing changed", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, m| h.admin_add_member(m)).await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/members/revoke", tag = "hub-admin", summary = "Revoke a member with its subsystems, keys, rights and subscriptions (effective at the next call)",
+    request_body(content = Object, content_type = "application/json", description = "{org}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: OrgRef| {
+        h.admin_revoke_member(&b.org)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/subsystems", tag = "hub-admin", summary = "Add a subsystem (client system) to a member",
+    request_body(content = Object, content_type = "application/json", description = "{org, id}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "subsystem_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_identifier", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_subsystem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: SubsystemRef| {
+        h.admin_add_subsystem(&b.org, &b.id)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/subsystems/revoke", tag = "hub-admin", summary = "Revoke a subsystem with its keys, rights and subscriptions; its access tokens stop at once",
+    request_body(content = Object, content_type = "application/json", description = "{org, id}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_subsystem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: SubsystemRef| {
+        h.admin_revoke_subsystem(&b.org, &b.id)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/keys", tag = "hub-admin", summary = "Register a public key (JWK, P-256 or RSA) for a subsystem's client assertions",
+    request_body(content = Object, content_type = "application/json", description = "{org, subsystem, jwk, not_after (optional RFC 3339)}"),
+    responses(
+        (status = 200, description = "The members and rights after the change (the key listed with its thumbprint kid)", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "key_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_key (not a usable public key, or a private part given)", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, k| h.admin_add_key(k).map(|_| ())).await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/keys/revoke", tag = "hub-admin", summary = "Revoke a subsystem's key by its thumbprint: its client assertions and the access tokens it obtained stop at once",
+    request_body(content = Object, content_type = "application/json", description = "{org, subsystem, kid}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found, key_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: KeyRef| {
+        h.admin_revoke_key(&b.org, &b.subsystem, &b.kid)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/rights", tag = "hub-admin", summary = "Grant an access right: service, fields, purpose code, legal basis, consent, end user and case reference requirements, covert embargo, quota and rate",
+    request_body(content = Object, content_type = "application/json", description = "{id, org, subsystem, service, fields [..], purpose, legal_basis, requires_consent, requires_end_user, requires_case_reference, covert_embargo_days (or null), quota {limit, period day|month} (or null), rate {per_second, burst} (or null)}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "right_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_identifier, invalid_field, invalid_fields, invalid_limits: nothing changed", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_right(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, r| h.admin_add_right(r)).await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/rights/revoke", tag = "hub-admin", summary = "Revoke an access right: the next call it would have allowed is refused",
+    request_body(content = Object, content_type = "application/json", description = "{id}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "right_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_right(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: RightRef| {
+        h.admin_revoke_right(&b.id)
+    })
+    .await
+}
+
 /// The hub's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
@@ -719,7 +956,16 @@ async fn batch_results(
     batch_results,
     enrich,
     linked_records,
-    officer_linked_records
+    officer_linked_records,
+    admin_list,
+    admin_add_member,
+    admin_revoke_member,
+    admin_add_subsystem,
+    admin_revoke_subsystem,
+    admin_add_key,
+    admin_revoke_key,
+    admin_add_right,
+    admin_revoke_right
 ))]
 pub(crate) struct HubApiDoc;
 
@@ -727,6 +973,23 @@ pub(crate) struct HubApiDoc;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/hub/v1/token", post(token))
+        .route(
+            "/api/hub/v1/admin/rights",
+            get(admin_list).post(admin_add_right),
+        )
+        .route("/api/hub/v1/admin/rights/revoke", post(admin_revoke_right))
+        .route("/api/hub/v1/admin/members", post(admin_add_member))
+        .route(
+            "/api/hub/v1/admin/members/revoke",
+            post(admin_revoke_member),
+        )
+        .route("/api/hub/v1/admin/subsystems", post(admin_add_subsystem))
+        .route(
+            "/api/hub/v1/admin/subsystems/revoke",
+            post(admin_revoke_subsystem),
+        )
+        .route("/api/hub/v1/admin/keys", post(admin_add_key))
+        .route("/api/hub/v1/admin/keys/revoke", post(admin_revoke_key))
         .route("/api/hub/v1/verify/attributes", post(verify_attributes))
         .route("/api/hub/v1/verify/cmnd", post(verify_cmnd))
         .route("/api/hub/v1/ekyc", post(ekyc))
