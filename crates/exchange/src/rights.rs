@@ -675,17 +675,7 @@ mod tests {
             &["name".to_owned()],
         );
         assert_eq!(picked.map(|r| r.id.as_str()), Some("r-1"));
-        assert!(
-            right_for(
-                &[r.clone()],
-                "bank-vcb",
-                "ekyc",
-                "data_retrieval",
-                "other",
-                &[]
-            )
-            .is_none()
-        );
+        assert!(right_for(&rights, "bank-vcb", "ekyc", "data_retrieval", "other", &[]).is_none());
         let mut limits = Limits::default();
         // Two calls this month, one in the month before (Vietnam time).
         limits.count_past(&r, now - TimeDelta::minutes(5), now);
