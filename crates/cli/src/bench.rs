@@ -108,11 +108,13 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
             None => dancu_store::open(work.join("dancu.sqlite3").to_str().unwrap_or_default())
                 .map_err(|e| e.to_string())?,
         };
-        // A sample of up to 500,000 people in ID order: their IDs, and every 97th name.
+        // A sample of people in ID order (500,000, or 1,000,000 for the hub): their IDs, and
+        // every 97th name.
         let mut ids = Vec::new();
         let mut names = Vec::new();
         let mut after = None;
-        while ids.len() < 500_000 {
+        let sample = if args.hub { 1_000_000 } else { 500_000 };
+        while ids.len() < sample {
             let page = store
                 .persons_after(after.as_ref(), 5_000)
                 .map_err(|e| e.to_string())?;
@@ -129,9 +131,18 @@ pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
             "people_in_database".into(),
             json!(store.count_people().map_err(|e| e.to_string())?),
         );
-        let token = bench_officer(store.as_ref())?;
-        let http = bench_http(store, &token, &ids, &names, &args)?;
-        report.insert("http".into(), http);
+        if args.hub {
+            let db = match &config.database_url {
+                Some(url) => url.clone(),
+                None => work.join("dancu.sqlite3").to_string_lossy().into_owned(),
+            };
+            let hub = hub::bench_hub(store, &db, &work, &ids, &args)?;
+            report.insert("hub".into(), hub);
+        } else {
+            let token = bench_officer(store.as_ref())?;
+            let http = bench_http(store, &token, &ids, &names, &args)?;
+            report.insert("http".into(), http);
+        }
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::Value::Object(report))

@@ -147,7 +147,9 @@ pub fn open_hub(
             ..AuditSettings::default()
         },
     )?
-    .with_card_trust(CardTrust::load_dir(&config.data_dir.join("card-trust"))?);
+    .with_card_trust(CardTrust::load_dir(&config.data_dir.join("card-trust"))?)
+    // Changes made through the rights admin API are written back to the same file.
+    .with_config_file(&path);
     let hub = Arc::new(hub);
     // Batch jobs that were running when the process stopped carry on.
     let resumed = dancu_hub::batch::resume(&hub).map_err(|e| e.to_string())?;

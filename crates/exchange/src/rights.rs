@@ -351,6 +351,16 @@ impl QuotaCounter {
         self.used += n;
         Ok(())
     }
+
+    /// Counts a call made earlier, at `at` (rebuilding the counter from the exchange log after
+    /// a restart): it counts when it fell in the period of `now`, even past the limit, since
+    /// it was served.
+    pub fn count_past(&mut self, at: DateTime<Utc>, now: DateTime<Utc>) {
+        let start = self.roll(now);
+        if self.start_of(vietnam_date(at)) == start {
+            self.used = self.used.saturating_add(1);
+        }
+    }
 }
 
 /// The limit state of one subsystem under one right; the caller keeps it between calls.
@@ -361,6 +371,19 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Counts against `right`'s quota a call it allowed at `at`, as read back from the exchange
+    /// log, so that a restart does not hand out the period's quota again.
+    pub fn count_past(&mut self, right: &AccessRight, at: DateTime<Utc>, now: DateTime<Utc>) {
+        if let (_, Some(q)) = self.for_right(right) {
+            q.count_past(at, now);
+        }
+    }
+
+    /// Calls counted against `right`'s quota in the period of `now` (0 without a quota).
+    pub fn quota_used(&mut self, right: &AccessRight, now: DateTime<Utc>) -> u64 {
+        self.for_right(right).1.map_or(0, |q| q.used(now))
+    }
+
     fn for_right(
         &mut self,
         right: &AccessRight,
@@ -380,6 +403,25 @@ impl Limits {
             right.quota.and(self.quota.as_mut()),
         )
     }
+}
+
+/// The right [`decide`] applies to a call of `org/subsystem` to `service` for `purpose` asking
+/// `fields` (for replaying logged calls against the quotas).
+pub fn right_for<'a>(
+    rights: &'a [AccessRight],
+    org: &str,
+    subsystem: &str,
+    service: &str,
+    purpose: &str,
+    fields: &[String],
+) -> Option<&'a AccessRight> {
+    let mut candidates = rights.iter().filter(|r| {
+        r.org == org && r.subsystem == subsystem && r.service == service && r.purpose == purpose
+    });
+    candidates
+        .clone()
+        .find(|r| fields.iter().all(|f| r.fields.contains(f)))
+        .or_else(|| candidates.next())
 }
 
 fn blank(s: Option<&str>) -> bool {
@@ -617,6 +659,38 @@ mod tests {
         c2.now = call.now;
         c2.consent.as_mut().unwrap().expires_at = call.now + TimeDelta::days(1);
         assert!(c2.run(&mut limits).is_ok());
+    }
+
+    #[test]
+    fn calls_read_back_from_the_log_count_against_the_current_period_only() {
+        let r = right();
+        let rights = [r.clone()];
+        let now = t0() + TimeDelta::hours(1);
+        let picked = right_for(
+            &rights,
+            "bank-vcb",
+            "ekyc",
+            "data_retrieval",
+            "account_opening",
+            &["name".to_owned()],
+        );
+        assert_eq!(picked.map(|r| r.id.as_str()), Some("r-1"));
+        assert!(right_for(&rights, "bank-vcb", "ekyc", "data_retrieval", "other", &[]).is_none());
+        let mut limits = Limits::default();
+        // Two calls this month, one in the month before (Vietnam time).
+        limits.count_past(&r, now - TimeDelta::minutes(5), now);
+        limits.count_past(&r, now - TimeDelta::minutes(4), now);
+        limits.count_past(
+            &r,
+            Utc.with_ymd_and_hms(2026, 2, 28, 16, 59, 0).unwrap(),
+            now,
+        );
+        assert_eq!(limits.quota_used(&r, now), 2);
+        let mut call = Call::ok();
+        call.now = now;
+        assert!(call.run(&mut limits).is_ok());
+        call.now += TimeDelta::seconds(10);
+        assert_eq!(call.run(&mut limits).unwrap_err().code(), "quota_exceeded");
     }
 
     #[test]

@@ -825,6 +825,41 @@ pub fn read_entries(dir: &Path) -> Result<Vec<LogEntry>, AuditError> {
     Ok(out)
 }
 
+/// The records of the live log in `dir` timed at or after `since`, oldest first. Reads the
+/// segments from the newest back and stops after the first one that starts before `since`
+/// (records are appended in time order), so a restart reads the current period only, not the
+/// whole log.
+pub fn read_entries_since(dir: &Path, since: DateTime<Utc>) -> Result<Vec<LogEntry>, AuditError> {
+    let mut segments = Vec::new();
+    for (_, p) in list_segments(dir)
+        .map_err(io_err("listing segments"))?
+        .into_iter()
+        .rev()
+    {
+        let f = File::open(&p).map_err(io_err(format!("opening {}", p.display())))?;
+        let bytes = read_segment(f, MAX_SEGMENT_READ)
+            .map_err(io_err(format!("reading {}", p.display())))?;
+        let Ok((_, hlen)) = SegmentHeader::decode(&bytes) else {
+            continue;
+        };
+        let entries: Vec<LogEntry> = FrameReader::new(&bytes, hlen)
+            .map_while(Result::ok)
+            .filter_map(|frame| LogEntry::decode(frame.record).ok())
+            .collect();
+        let older = entries.first().is_some_and(|e| e.record.time < since);
+        segments.push(entries);
+        if older {
+            break;
+        }
+    }
+    Ok(segments
+        .into_iter()
+        .rev()
+        .flatten()
+        .filter(|e| e.record.time >= since)
+        .collect())
+}
+
 /// Directory (inside the log directory) that archived segments move to.
 pub const ARCHIVE_DIR: &str = "archive";
 

@@ -317,6 +317,7 @@ fn run(hub: &Hub, id: &str) -> Result<(), HubError> {
         org: st.org.clone(),
         subsystem: st.subsystem.clone(),
         key_not_after: None,
+        scope: None,
     };
     // A reader thread parses the next chunk and reads its people from the register while
     // this one answers, logs and saves the current chunk.

@@ -1,5 +1,7 @@
 //! The data-sharing hub's use-cases (nền tảng tích hợp, chia sẻ dữ liệu) over the pure rules of
 //! `dancu-exchange`:
+//! - [`admin`]: the rights administration (members, subsystems, keys, access rights) while
+//!   the hub runs, effective at the next call;
 //! - [`audit`]: the tamper-evident exchange log on disk: segment files, signed checkpoints,
 //!   recovery from a torn write, refusal when the disk or the budget is full, and verification
 //!   of a log directory (`dancu audit verify`);
@@ -11,6 +13,8 @@
 //! - [`service`]: the exchange services (attribute match, CMND → personal ID, eKYC signed by the
 //!   hub), `private_key_jwt` authentication with replay refusal, consents, and fee statements
 //!   metered from the log;
+//! - [`tokens`]: short-lived bearer access tokens obtained with a client assertion (OAuth
+//!   client credentials), checked per call from memory, backed by the document store;
 //! - [`batch`]: batch verification jobs (up to a million attribute-match rows) answered in the
 //!   background with the single call's rules, resumable after a restart;
 //! - [`enrich`]: sectoral registers' identifiers linked to personal IDs with provenance and
@@ -25,6 +29,7 @@
 //! driver: HTTP belongs to `dancu-http`, wiring to the `dancu` binary. It never logs personal
 //! data values, only field names.
 
+pub mod admin;
 pub mod audit;
 pub mod batch;
 pub mod cards;
@@ -34,9 +39,14 @@ pub mod enrich;
 pub mod events;
 pub mod members;
 pub mod service;
+pub mod tokens;
 pub mod webhooks;
 
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
+mod quota_tests;
+#[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod token_tests;

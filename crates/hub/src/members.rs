@@ -84,6 +84,26 @@ impl HubConfig {
         Ok(c)
     }
 
+    /// Writes the configuration to `path` as pretty JSON: to a temporary file beside it,
+    /// synced, then renamed over the old one, so a crash leaves the old or the new file whole.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        use std::io::Write;
+        let text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension("json.tmp");
+        let mut f =
+            std::fs::File::create(&tmp).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("replacing {}: {e}", path.display()))?;
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
     /// Refuses duplicate identifiers and rights of unknown members or subsystems.
     pub fn check(&self) -> Result<(), String> {
         let mut seen = BTreeSet::new();

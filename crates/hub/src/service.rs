@@ -14,7 +14,10 @@ use crate::events::{
     EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
 };
 use crate::members::HubConfig;
-use chrono::{DateTime, Utc};
+use crate::tokens::{
+    AccessToken, TOKEN_KIND, TOKEN_SECONDS, TokenCache, TokenGrant, new_token, same_key, token_hash,
+};
+use chrono::{DateTime, Datelike, Utc};
 use dancu_domain::clock::Clock;
 use dancu_domain::{CmndNumber, PartialDate, PersonalId, Problem};
 use dancu_eid::oidc::OidcError;
@@ -25,7 +28,9 @@ use dancu_exchange::fees::{MeteredCall, Tariff, monthly_statements};
 use dancu_exchange::log::record::{AuditRecord, ExchangeResult};
 use dancu_exchange::log::tracker::{AccessLine, person_view};
 use dancu_exchange::matching::{self, Claims, CmndResolution, FieldAnswer};
-use dancu_exchange::rights::{AccessRequest, Grant, Limits, Refusal, decide, vietnam_date};
+use dancu_exchange::rights::{
+    AccessRequest, Grant, Limits, Refusal, decide, right_for, vietnam_date,
+};
 use dancu_store::docs::DocStore;
 use dancu_store::{SearchQuery, Store, StoreError};
 use p256::ecdsa::SigningKey;
@@ -33,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Service code of attribute match.
 pub const SERVICE_VERIFY_ATTRIBUTES: &str = "verify_attributes";
@@ -59,12 +64,38 @@ pub enum HubError {
     /// The assertion's `jti` was used before.
     #[error("the client assertion was used before")]
     Replay,
+    /// The access token does not open this service.
+    #[error("the access token's scope does not include the service {0}")]
+    InsufficientScope(String),
+    /// A token was asked for a scope the subsystem's rights do not open.
+    #[error("the scope {0} is not a service this subsystem has a right to")]
+    InvalidScope(String),
     /// The rights refuse the call.
     #[error(transparent)]
     Refused(#[from] Refusal),
     /// The request is malformed.
     #[error("{en}")]
     Invalid {
+        /// Stable code.
+        code: &'static str,
+        /// Vietnamese message.
+        vi: String,
+        /// English message.
+        en: String,
+    },
+    /// A member, subsystem, key or right the administration names does not exist.
+    #[error("{en}")]
+    NotFound {
+        /// Stable code.
+        code: &'static str,
+        /// Vietnamese message.
+        vi: String,
+        /// English message.
+        en: String,
+    },
+    /// A member, subsystem, key or right to add exists already.
+    #[error("{en}")]
+    Conflict {
         /// Stable code.
         code: &'static str,
         /// Vietnamese message.
@@ -102,9 +133,13 @@ impl HubError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Unauthenticated(_) | Self::Replay => 401,
+            Self::InsufficientScope(_) => 403,
+            Self::InvalidScope(_) => 400,
             Self::Refused(Refusal::QuotaExceeded { .. } | Refusal::RateLimited { .. }) => 429,
             Self::Refused(_) => 403,
             Self::Invalid { .. } => 422,
+            Self::NotFound { .. } => 404,
+            Self::Conflict { .. } => 409,
             Self::PersonNotFound | Self::ConsentNotFound | Self::JobNotFound => 404,
             Self::AuditUnavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -117,8 +152,12 @@ impl Problem for HubError {
         match self {
             Self::Unauthenticated(_) => "client_unauthenticated",
             Self::Replay => "client_assertion_replayed",
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::InvalidScope(_) => "invalid_scope",
             Self::Refused(r) => r.code(),
-            Self::Invalid { code, .. } => code,
+            Self::Invalid { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::PersonNotFound => "person_not_found",
             Self::ConsentNotFound => "consent_not_found",
             Self::JobNotFound => "job_not_found",
@@ -132,8 +171,16 @@ impl Problem for HubError {
                 format!("Xác thực hệ thống kết nối không thành công ({why})")
             }
             Self::Replay => "Bằng chứng xác thực (client assertion) đã được dùng trước đó".into(),
+            Self::InsufficientScope(s) => {
+                format!("Mã truy cập không bao gồm dịch vụ {s}")
+            }
+            Self::InvalidScope(s) => {
+                format!("Phạm vi {s} không phải dịch vụ mà hệ thống này có quyền khai thác")
+            }
             Self::Refused(r) => r.message_vi(),
-            Self::Invalid { vi, .. } => vi.clone(),
+            Self::Invalid { vi, .. } | Self::NotFound { vi, .. } | Self::Conflict { vi, .. } => {
+                vi.clone()
+            }
             Self::PersonNotFound => "Không có công dân mang số định danh này".into(),
             Self::ConsentNotFound => "Không tìm thấy sự đồng ý này".into(),
             Self::JobNotFound => "Không có lô đối chiếu này".into(),
@@ -169,6 +216,21 @@ pub struct Client {
     pub subsystem: String,
     /// Expiry of the key that signed the assertion.
     pub key_not_after: Option<DateTime<Utc>>,
+    /// The services an access token opens (`None`: authenticated by a client assertion,
+    /// which is not limited to some services).
+    pub scope: Option<Arc<[String]>>,
+}
+
+impl Client {
+    /// Refuses a service outside the access token's scope.
+    pub fn check_scope(&self, service: &str) -> Result<(), HubError> {
+        match &self.scope {
+            Some(s) if !s.iter().any(|x| x == service) => {
+                Err(HubError::InsufficientScope(service.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What every call declares besides its data.
@@ -235,19 +297,71 @@ pub struct ConsentGrant {
 /// The hub.
 #[derive(Debug)]
 pub struct Hub {
-    config: HubConfig,
+    config: RwLock<Arc<HubConfig>>,
+    config_file: Option<PathBuf>,
     store: Arc<dyn Store>,
     docs: Arc<dyn DocStore>,
     clock: Arc<dyn Clock>,
     audit: GroupLog,
     jti_claims: Batcher<(String, DateTime<Utc>), Result<bool, String>>,
+    tokens: TokenCache,
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
+    config_writer: Mutex<()>,
     response_key: SigningKey,
     response_kid: String,
     tariff: Tariff,
     card_trust: CardTrust,
+}
+
+/// The quota counters as the exchange log shows them: every call a right with a quota allowed
+/// (served, or failed after it was allowed) in the current month, Vietnam time, counted against
+/// that right under the same key the calls use, so a restart hands out no quota twice. Rate
+/// buckets start full again (they refill within seconds anyway).
+fn quota_usage(
+    config: &HubConfig,
+    audit_dir: &Path,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, Limits>, String> {
+    let mut limits: HashMap<String, Limits> = HashMap::new();
+    if !config.rights.iter().any(|r| r.quota.is_some()) {
+        return Ok(limits);
+    }
+    let month = vietnam_date(now).with_day(1).unwrap_or(vietnam_date(now));
+    let since = month
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc() - chrono::TimeDelta::hours(7))
+        .unwrap_or(now);
+    let entries = crate::audit::read_entries_since(audit_dir, since).map_err(|e| e.to_string())?;
+    for e in entries {
+        let r = &e.record;
+        if matches!(r.result, ExchangeResult::Refused(_)) {
+            continue;
+        }
+        let Some(right) = right_for(
+            &config.rights,
+            &r.caller_org,
+            &r.subsystem,
+            &r.service,
+            &r.purpose,
+            &r.fields,
+        ) else {
+            continue;
+        };
+        if right.quota.is_none() {
+            continue;
+        }
+        let key = format!(
+            "{}/{}/{}/{}",
+            r.caller_org, r.subsystem, r.service, r.purpose
+        );
+        limits
+            .entry(key)
+            .or_default()
+            .count_past(right, r.time, now);
+    }
+    Ok(limits)
 }
 
 /// Response-signing key files, beside the log.
@@ -267,6 +381,7 @@ impl Hub {
     ) -> Result<Self, String> {
         config.check()?;
         let audit = AuditLog::open(audit_dir, settings).map_err(|e| e.to_string())?;
+        let limits = quota_usage(&config, audit_dir, clock.now())?;
         let response_key = load_or_create_key(key_dir, RESPONSE_KEY_FILE, RESPONSE_PUBLIC_KEY_FILE)
             .map_err(|e| e.to_string())?;
         let response_kid = Jwk::from_p256(response_key.verifying_key())
@@ -277,15 +392,18 @@ impl Hub {
             .exempt_classes
             .extend(config.fee_exempt_classes.iter().cloned());
         Ok(Self {
-            config,
+            config: RwLock::new(Arc::new(config)),
+            config_file: None,
             store,
             docs,
             clock,
             audit: GroupLog::new(audit),
             jti_claims: Batcher::default(),
+            tokens: TokenCache::default(),
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
-            limits: Mutex::default(),
+            limits: Mutex::new(limits),
+            config_writer: Mutex::new(()),
             response_key,
             response_kid,
             tariff,
@@ -314,6 +432,7 @@ impl Hub {
     pub fn tick(&self) -> Result<(), String> {
         let now = self.clock.now();
         self.audit.lock().tick(now).map_err(|e| e.to_string())?;
+        self.tokens.purge(now);
         self.docs
             .purge_expired(now)
             .map(|_| ())
@@ -322,16 +441,142 @@ impl Hub {
 
     /// Authenticates a call by its `private_key_jwt` client assertion.
     pub fn authenticate(&self, assertion: &str) -> Result<Client, HubError> {
+        self.authenticate_key(assertion).map(|(c, _)| c)
+    }
+
+    /// Issues an access token to the subsystem that signed `assertion` (client credentials
+    /// with `private_key_jwt`), for the services named in `scope` (separated by spaces), or
+    /// for every service its rights open when `scope` is absent. The key must not be expired;
+    /// the token lives [`TOKEN_SECONDS`] at most, and never past the key's `not_after`.
+    pub fn issue_token(
+        &self,
+        assertion: &str,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, HubError> {
+        let (client, key) = self.authenticate_key(assertion)?;
+        let now = self.clock.now();
+        if let Some(t) = client.key_not_after
+            && t <= now
+        {
+            return Err(Refusal::ClientKeyExpired(t).into());
+        }
+        let config = self.config();
+        let open: BTreeSet<&str> = config
+            .rights
+            .iter()
+            .filter(|r| r.org == client.org && r.subsystem == client.subsystem)
+            .map(|r| r.service.as_str())
+            .collect();
+        let scope: Vec<String> = match scope.map(str::trim).filter(|s| !s.is_empty()) {
+            None => open.iter().map(|s| (*s).to_owned()).collect(),
+            Some(asked) => {
+                let mut out: Vec<String> = Vec::new();
+                for s in asked.split(' ').filter(|s| !s.is_empty()) {
+                    if !open.contains(s) {
+                        return Err(HubError::InvalidScope(s.chars().take(64).collect()));
+                    }
+                    if !out.iter().any(|o| o == s) {
+                        out.push(s.to_owned());
+                    }
+                }
+                out
+            }
+        };
+        if scope.is_empty() {
+            return Err(HubError::InvalidScope(String::new()));
+        }
+        let mut expires_at = now + chrono::Duration::seconds(TOKEN_SECONDS);
+        if let Some(t) = client.key_not_after {
+            expires_at = expires_at.min(t);
+        }
+        let token = new_token();
+        let hash = token_hash(&token);
+        let grant = TokenGrant {
+            org: client.org,
+            subsystem: client.subsystem,
+            key,
+            scope,
+            expires_at,
+        };
+        let json = serde_json::to_string(&grant).map_err(internal)?;
+        self.docs
+            .put(TOKEN_KIND, &hash, 0, &json, Some(expires_at))
+            .map_err(internal)?;
+        let scope = grant.scope.join(" ");
+        self.tokens.insert(hash, Arc::new(grant));
+        Ok(AccessToken {
+            access_token: token,
+            token_type: "Bearer".into(),
+            expires_in: (expires_at - now).num_seconds(),
+            scope,
+        })
+    }
+
+    /// Authenticates a call by its bearer access token if this node has the token's grant in
+    /// memory; `None` when the document store must be asked ([`Self::authenticate_token`]).
+    /// Never blocks on I/O.
+    pub fn authenticate_token_cached(&self, token: &str) -> Option<Result<Client, HubError>> {
+        let grant = self.tokens.get(&token_hash(token))?;
+        Some(self.check_grant(&grant))
+    }
+
+    /// Authenticates a call by its bearer access token, from memory or else from the document
+    /// store (a token another node issued, or issued before a restart).
+    pub fn authenticate_token(&self, token: &str) -> Result<Client, HubError> {
+        let hash = token_hash(token);
+        if let Some(g) = self.tokens.get(&hash) {
+            return self.check_grant(&g);
+        }
+        let doc = self
+            .docs
+            .get(TOKEN_KIND, &hash)
+            .map_err(internal)?
+            .ok_or(HubError::Unauthenticated("unknown access token"))?;
+        let grant: TokenGrant = serde_json::from_str(&doc.json).map_err(internal)?;
+        let grant = Arc::new(grant);
+        let client = self.check_grant(&grant)?;
+        self.tokens.insert(hash, grant);
+        Ok(client)
+    }
+
+    /// A token's grant holds while it is not expired and its key is still registered for its
+    /// subsystem and not past its `not_after`.
+    fn check_grant(&self, g: &TokenGrant) -> Result<Client, HubError> {
+        let now = self.clock.now();
+        if g.expires_at <= now {
+            return Err(HubError::Unauthenticated("access token expired"));
+        }
+        let config = self.config();
+        let key = config
+            .subsystem(&g.org, &g.subsystem)
+            .and_then(|s| s.keys.iter().find(|k| same_key(&k.jwk, &g.key)))
+            .ok_or(HubError::Unauthenticated("access token revoked"))?;
+        if let Some(t) = key.not_after
+            && t <= now
+        {
+            return Err(Refusal::ClientKeyExpired(t).into());
+        }
+        Ok(Client {
+            org: g.org.clone(),
+            subsystem: g.subsystem.clone(),
+            key_not_after: key.not_after,
+            scope: Some(g.scope.iter().cloned().collect()),
+        })
+    }
+
+    /// Authenticates a client assertion and names the key that signed it.
+    fn authenticate_key(&self, assertion: &str) -> Result<(Client, Jwk), HubError> {
         let iss = assertion_issuer(assertion).ok_or(HubError::Unauthenticated("malformed"))?;
         let (org, sub) = iss
             .split_once('/')
             .ok_or(HubError::Unauthenticated("iss must be member/subsystem"))?;
-        let subsystem = self
-            .config
+        let config = self.config();
+        let subsystem = config
             .subsystem(org, sub)
             .ok_or(HubError::Unauthenticated("unknown subsystem"))?;
         let now = self.clock.now();
-        let audiences = self.config.audiences();
+        let config = self.config();
+        let audiences = config.audiences();
         let mut store_error = None;
         for key in &subsystem.keys {
             let check = AssertionCheck {
@@ -354,11 +599,15 @@ impl Hub {
                 });
             match res {
                 Ok(_) => {
-                    return Ok(Client {
-                        org: org.to_owned(),
-                        subsystem: sub.to_owned(),
-                        key_not_after: key.not_after,
-                    });
+                    return Ok((
+                        Client {
+                            org: org.to_owned(),
+                            subsystem: sub.to_owned(),
+                            key_not_after: key.not_after,
+                            scope: None,
+                        },
+                        key.jwk.clone(),
+                    ));
                 }
                 Err(OidcError::InvalidClient("signature")) => continue,
                 Err(OidcError::Replay) => {
@@ -414,6 +663,7 @@ impl Hub {
         consent_id: Option<&str>,
         work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
     ) -> Result<(T, u64), HubError> {
+        client.check_scope(service)?;
         let now = self.clock.now();
         let mut record = AuditRecord {
             time: now,
@@ -443,7 +693,7 @@ impl Hub {
             );
             let l = limits.entry(key).or_default();
             decide(
-                &self.config.rights,
+                &self.config().rights,
                 &AccessRequest {
                     org: &client.org,
                     subsystem: &client.subsystem,
@@ -688,7 +938,7 @@ impl Hub {
     pub fn grant_consent(&self, person: &str, g: ConsentGrant) -> Result<Consent, HubError> {
         parse_id(person)?;
         let now = self.clock.now();
-        if self.config.member(&g.recipient_org).is_none() {
+        if self.config().member(&g.recipient_org).is_none() {
             return Err(HubError::invalid(
                 "unknown_member",
                 "Tổ chức nhận dữ liệu không phải thành viên của nền tảng",
@@ -795,8 +1045,8 @@ impl Hub {
             .filter(|r| r.service != crate::enrich::SERVICE_ENRICH)
             .filter(|r| member.is_none_or(|m| r.caller_org == m))
             .map(|r| {
-                let class = self
-                    .config
+                let config = self.config();
+                let class = config
                     .member(&r.caller_org)
                     .map_or("", |m| m.class.as_str());
                 MeteredCall::new(&r.caller_org, class, r.time, &r.service, &r.fields)
@@ -836,8 +1086,8 @@ impl Hub {
         after: i64,
         limit: u32,
     ) -> Result<FeedPage, HubError> {
-        let sub = self
-            .config
+        let config = self.config();
+        let sub = config
             .subscriptions
             .iter()
             .find(|s| {
@@ -927,6 +1177,7 @@ impl Hub {
             org: sub.org.clone(),
             subsystem: sub.subsystem.clone(),
             key_not_after: None,
+            scope: None,
         };
         let meta = CallMeta {
             purpose: sub.purpose.clone(),
@@ -1011,6 +1262,7 @@ impl Hub {
         now: DateTime<Utc>,
         dry_run: bool,
     ) -> Result<Result<Grant, Refusal>, HubError> {
+        client.check_scope(service)?;
         let mut limits = self
             .limits
             .lock()
@@ -1027,7 +1279,7 @@ impl Hub {
             limits.entry(key).or_default()
         };
         Ok(decide(
-            &self.config.rights,
+            &self.config().rights,
             &AccessRequest {
                 org: &client.org,
                 subsystem: &client.subsystem,
@@ -1045,6 +1297,29 @@ impl Hub {
         ))
     }
 
+    /// Calls counted in the current period against the quota of the right `org/subsystem`
+    /// holds for `service` and `purpose` (the one a call asking no fields would use); `None`
+    /// when there is no such right or it has no quota.
+    pub fn quota_used(
+        &self,
+        org: &str,
+        subsystem: &str,
+        service: &str,
+        purpose: &str,
+    ) -> Option<u64> {
+        let config = self.config();
+        let right = right_for(&config.rights, org, subsystem, service, purpose, &[])?;
+        right.quota?;
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        let key = format!("{org}/{subsystem}/{service}/{purpose}");
+        Some(
+            limits
+                .entry(key)
+                .or_default()
+                .quota_used(right, self.clock.now()),
+        )
+    }
+
     /// Logs one exchange (pub(crate) for the batch jobs).
     pub(crate) fn log_one(&self, record: &AuditRecord) -> Result<u64, HubError> {
         self.log(record)
@@ -1060,9 +1335,44 @@ impl Hub {
             .map_err(|(_, e)| HubError::AuditUnavailable(e.to_string()))
     }
 
-    /// The hub's configuration.
-    pub(crate) fn config(&self) -> &HubConfig {
-        &self.config
+    /// The hub's members, rights and subscriptions as they stand now (the rights admin API
+    /// may replace them at any time; each call works on the snapshot it took).
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the configuration: `change` edits a copy, the copy must pass
+    /// [`HubConfig::check`], is written to the configuration file when the hub has one (in full,
+    /// to a temporary file renamed over the old one after a sync), and only then replaces the
+    /// configuration every following call sees. Changes are serialised; a refused change
+    /// changes nothing.
+    pub fn update_config<T>(
+        &self,
+        change: impl FnOnce(&mut HubConfig) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let _one_at_a_time = self.config_writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = (*self.config()).clone();
+        let out = change(&mut next)?;
+        next.check().map_err(|e| HubError::Invalid {
+            code: "invalid_hub_configuration",
+            vi: format!("Thay đổi làm cấu hình nền tảng không hợp lệ: {e}"),
+            en: format!("The change would make the hub configuration invalid: {e}"),
+        })?;
+        if let Some(path) = &self.config_file {
+            next.save(path).map_err(internal)?;
+        }
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(out)
+    }
+
+    /// The same hub, writing the configuration changes of the rights admin API to `path` (the
+    /// file it was loaded from).
+    pub fn with_config_file(mut self, path: &Path) -> Self {
+        self.config_file = Some(path.to_owned());
+        self
     }
 
     /// The document store.

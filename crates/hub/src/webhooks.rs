@@ -121,10 +121,11 @@ fn backoff(attempts: u32) -> TimeDelta {
 }
 
 impl Hub {
-    fn webhook_subscription(&self, id: &str) -> Option<(&Subscription, PushTarget, u32)> {
-        let s = self.config().subscriptions.iter().find(|s| s.id == id)?;
+    fn webhook_subscription(&self, id: &str) -> Option<(Subscription, PushTarget, u32)> {
+        let config = self.config();
+        let s = config.subscriptions.iter().find(|s| s.id == id)?;
         let (target, max) = push_of(s)?;
-        Some((s, target, max))
+        Some((s.clone(), target, max))
     }
 
     /// The delivery state of a subscription (and its document version).

@@ -358,6 +358,30 @@ impl HubServer {
         decode(req.send().await.unwrap()).await
     }
 
+    /// Asks the token endpoint for an access token of `bank-a/ekyc` (client credentials with a
+    /// fresh client assertion), with this form besides the assertion.
+    async fn token_request(&self, form: &str) -> (u16, Value) {
+        let a = self.assertion("ekyc", 1, "urn:dancu:hub");
+        let body = format!(
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}{form}"
+        );
+        let req = self
+            .http
+            .post(format!("{}/api/hub/v1/token", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        decode(req.send().await.unwrap()).await
+    }
+
+    async fn bearer_call(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body);
+        decode(req.send().await.unwrap()).await
+    }
+
     async fn call(&self, path: &str, body: Value) -> (u16, Value) {
         let a = self.assertion("ekyc", 1, "urn:dancu:hub");
         self.call_with(path, Some(&a), body).await
@@ -451,6 +475,9 @@ async fn hub_attribute_match_is_served_logged_metered_and_verifiable() {
         .await
         .unwrap();
     for p in [
+        "/api/hub/v1/token",
+        "/api/hub/v1/admin/rights",
+        "/api/hub/v1/admin/keys/revoke",
         "/api/hub/v1/verify/attributes",
         "/api/hub/v1/verify/cmnd",
         "/api/hub/v1/ekyc",
@@ -554,6 +581,270 @@ async fn hub_attribute_match_is_served_logged_metered_and_verifiable() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["first_bad"]["expected_seq"], 1, "{report}");
     assert_eq!(report["first_bad"]["record_index"], 1);
+}
+
+#[tokio::test]
+async fn hub_access_tokens_open_the_scoped_services_by_bearer_until_they_expire() {
+    let s = HubServer::start().await;
+    let id = s.person(11, "Nguyễn Văn An", Sex::Male, 1990, &[]);
+    let attrs = with(meta(), json!({"id": id, "claims": {"sex": "male"}}));
+    let path = "/api/hub/v1/verify/attributes";
+    let code = |v: &Value| v["code"].as_str().unwrap().to_owned();
+
+    let (st, t) = s
+        .token_request("&grant_type=client_credentials&scope=verify_attributes+verify_cmnd")
+        .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 600);
+    assert_eq!(t["scope"], "verify_attributes verify_cmnd");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+
+    // The token serves many calls; each is logged like an assertion-authenticated one.
+    for _ in 0..3 {
+        let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["fields"][0]["verdict"], "match");
+    }
+    let log = s.log();
+    assert_eq!(log.len(), 3);
+    assert!(
+        log.iter()
+            .all(|r| r.caller_org == "bank-a" && r.subsystem == "ekyc")
+    );
+
+    // Outside its scope.
+    let (st, v) = s
+        .bearer_call(
+            "/api/hub/v1/ekyc",
+            &token,
+            with(meta(), json!({"id": id, "fields": ["sex"]})),
+        )
+        .await;
+    assert_eq!((st, code(&v).as_str()), (403, "insufficient_scope"));
+    assert_eq!(s.log().len(), 3, "a scope refusal is not an exchange");
+
+    // Bad token requests change nothing and say why.
+    let (st, v) = s.token_request("&grant_type=password").await;
+    assert_eq!((st, code(&v).as_str()), (400, "unsupported_grant_type"));
+    let (st, v) = s
+        .token_request("&grant_type=client_credentials&scope=ekyc+no_such_service")
+        .await;
+    assert_eq!((st, code(&v).as_str()), (400, "invalid_scope"));
+    let (st, v) = s
+        .token_request("&grant_type=client_credentials&grant_type=client_credentials")
+        .await;
+    assert_eq!((st, code(&v).as_str()), (400, "invalid_request"));
+
+    // Unknown or malformed bearer tokens.
+    let (st, v) = s.bearer_call(path, "forged-token", attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+    let req = s
+        .http
+        .post(format!("{}{path}", s.base))
+        .header("authorization", "Basic abc")
+        .json(&attrs);
+    let (st, v) = decode(req.send().await.unwrap()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+
+    // Expired after ten minutes.
+    s.clock.advance(Duration::seconds(600));
+    let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+    assert_eq!(s.log().len(), 3);
+}
+
+#[tokio::test]
+async fn hub_rights_admin_adds_and_revokes_members_keys_and_rights_effective_at_once() {
+    let s = HubServer::start().await;
+    let id = s.person(12, "Nguyễn Văn An", Sex::Male, 1990, &[]);
+    let code = |v: &Value| v["code"].as_str().unwrap().to_owned();
+    let server = &s;
+    let admin = |path: &str, body: Value| {
+        let path = format!("/api/hub/v1/admin/{path}");
+        async move { server.officer_post(&server.supervisor, &path, body).await }
+    };
+
+    // Only national supervisors.
+    let (st, v) = s
+        .officer_post(
+            &s.registrar,
+            "/api/hub/v1/admin/members",
+            json!({"id": "x", "name": "X", "class": "bank"}),
+        )
+        .await;
+    assert_eq!((st, code(&v).as_str()), (403, "role_not_allowed"));
+    let (st, _) = s
+        .call_with(
+            "/api/hub/v1/admin/members",
+            None,
+            json!({"id": "x", "name": "X", "class": "bank"}),
+        )
+        .await;
+    assert_eq!(st, 401);
+    let list = s
+        .http
+        .get(format!("{}/api/hub/v1/admin/rights", s.base))
+        .bearer_auth(&s.supervisor)
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = decode(list).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    assert!(v["members"][2]["subsystems"][0]["keys"][0]["kid"].is_string());
+
+    // Members: validation, creation, duplicates.
+    let (st, v) = admin(
+        "members",
+        json!({"id": "Bank B!", "name": "B", "class": "bank"}),
+    )
+    .await;
+    assert_eq!((st, code(&v).as_str()), (422, "invalid_identifier"));
+    let (st, v) = admin(
+        "members",
+        json!({"id": "bank-b", "name": "Ngân hàng B", "class": "bank"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["members"].as_array().unwrap().len(), 4);
+    let (st, v) = admin(
+        "members",
+        json!({"id": "bank-b", "name": "B", "class": "bank"}),
+    )
+    .await;
+    assert_eq!((st, code(&v).as_str()), (409, "member_exists"));
+
+    // Subsystems and keys.
+    let (st, v) = admin("subsystems", json!({"org": "nobody", "id": "app"})).await;
+    assert_eq!((st, code(&v).as_str()), (404, "member_not_found"));
+    let (st, _) = admin("subsystems", json!({"org": "bank-b", "id": "app"})).await;
+    assert_eq!(st, 200);
+    let mut private = jwk(7);
+    private["d"] = json!("AAAA");
+    let (st, v) = admin(
+        "keys",
+        json!({"org": "bank-b", "subsystem": "app", "jwk": private}),
+    )
+    .await;
+    assert_eq!((st, code(&v).as_str()), (422, "invalid_key"));
+    let mut off_curve = jwk(7);
+    off_curve["y"] = jwk(8)["y"].clone();
+    let (st, v) = admin(
+        "keys",
+        json!({"org": "bank-b", "subsystem": "app", "jwk": off_curve}),
+    )
+    .await;
+    assert_eq!((st, code(&v).as_str()), (422, "invalid_key"));
+    let (st, v) = admin(
+        "keys",
+        json!({"org": "bank-b", "subsystem": "app", "jwk": jwk(7)}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let kid = v["members"][3]["subsystems"][0]["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Rights.
+    let r = with(
+        right(
+            "r-b",
+            "app",
+            "verify_attributes",
+            &["sex", "name"],
+            json!({"quota": {"limit": 100, "period": "day"}}),
+        ),
+        json!({"org": "bank-b"}),
+    );
+    let (st, v) = admin("rights", with(r.clone(), json!({"fields": []}))).await;
+    assert_eq!((st, code(&v).as_str()), (422, "invalid_fields"));
+    let (st, v) = admin(
+        "rights",
+        with(r.clone(), json!({"quota": {"limit": 0, "period": "day"}})),
+    )
+    .await;
+    assert_eq!((st, code(&v).as_str()), (422, "invalid_limits"));
+    let (st, v) = admin("rights", with(r.clone(), json!({"subsystem": "ghost"}))).await;
+    assert_eq!((st, code(&v).as_str()), (404, "subsystem_not_found"));
+    let (st, v) = admin("rights", with(r.clone(), json!({"legal_basis": 5}))).await;
+    assert_eq!((st, code(&v).as_str()), (422, "invalid_body"));
+    let (st, _) = admin("rights", r.clone()).await;
+    assert_eq!(st, 200);
+    let (st, v) = admin("rights", r.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (409, "right_exists"));
+
+    // The new subsystem obtains a token with its new key and is served.
+    let token = {
+        let a = s.assertion_of("bank-b", "app", 7, "urn:dancu:hub");
+        let req = s
+            .http
+            .post(format!("{}/api/hub/v1/token", s.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"));
+        let (st, v) = decode(req.send().await.unwrap()).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["scope"], "verify_attributes");
+        v["access_token"].as_str().unwrap().to_owned()
+    };
+    let attrs = with(meta(), json!({"id": id, "claims": {"sex": "male"}}));
+    let path = "/api/hub/v1/verify/attributes";
+    let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+    assert_eq!(st, 200, "{v}");
+
+    // A revoked right refuses the very next call.
+    let (st, _) = admin("rights/revoke", json!({"id": "r-b"})).await;
+    assert_eq!(st, 200);
+    let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (403, "no_right"));
+    let (st, v) = admin("rights/revoke", json!({"id": "r-b"})).await;
+    assert_eq!((st, code(&v).as_str()), (404, "right_not_found"));
+    let (st, _) = admin("rights", r.clone()).await;
+    assert_eq!(st, 200);
+    let (st, _) = s.bearer_call(path, &token, attrs.clone()).await;
+    assert_eq!(st, 200);
+
+    // A revoked key stops its token and its assertions at once.
+    let (st, v) = admin(
+        "keys/revoke",
+        json!({"org": "bank-b", "subsystem": "app", "kid": "nope"}),
+    )
+    .await;
+    assert_eq!((st, code(&v).as_str()), (404, "key_not_found"));
+    let (st, _) = admin(
+        "keys/revoke",
+        json!({"org": "bank-b", "subsystem": "app", "kid": kid}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, v) = s.bearer_call(path, &token, attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+    let a = s.assertion_of("bank-b", "app", 7, "urn:dancu:hub");
+    let (st, v) = s.call_with(path, Some(&a), attrs.clone()).await;
+    assert_eq!((st, code(&v).as_str()), (401, "client_unauthenticated"));
+
+    // Revoking a subsystem takes its rights; revoking a member takes its subsystems.
+    let (st, v) = admin("subsystems/revoke", json!({"org": "bank-b", "id": "app"})).await;
+    assert_eq!(st, 200);
+    assert!(
+        v["rights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"] != "r-b")
+    );
+    let (st, v) = admin("subsystems/revoke", json!({"org": "bank-b", "id": "app"})).await;
+    assert_eq!((st, code(&v).as_str()), (404, "subsystem_not_found"));
+    let (st, v) = admin("members/revoke", json!({"org": "bank-b"})).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    let (st, v) = admin("members/revoke", json!({"org": "bank-b"})).await;
+    assert_eq!((st, code(&v).as_str()), (404, "member_not_found"));
+
+    // Existing members are untouched and served.
+    let (st, _) = s.call(path, attrs).await;
+    assert_eq!(st, 200);
 }
 
 #[tokio::test]

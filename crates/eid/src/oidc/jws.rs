@@ -114,6 +114,12 @@ impl Jwk {
         Ok(b64::encode(&Sha256::digest(text.as_bytes())))
     }
 
+    /// Whether this is a public key signatures can be verified with here: a P-256 point on the
+    /// curve or an RSA key of an accepted size, without a private part.
+    pub fn is_usable_public_key(&self) -> bool {
+        self.d.is_none() && (self.p256().is_ok() || self.rsa().is_ok())
+    }
+
     fn p256(&self) -> Result<VerifyingKey, JoseError> {
         if self.kty != "EC" || self.crv.as_deref() != Some("P-256") || self.d.is_some() {
             return Err(JoseError::BadKey);

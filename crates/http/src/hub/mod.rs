@@ -1,8 +1,10 @@
 //! The data-sharing hub's HTTP surface (`/api/hub/v1/...`): translates requests to
 //! [`dancu_hub::service::Hub`] calls and answers as JSON or problem+json. No rule lives here.
 //!
-//! A member's subsystem authenticates every service call with a `private_key_jwt` client
-//! assertion in the `X-Client-Assertion` header. Personal data travels only in POST bodies.
+//! A member's subsystem obtains a short-lived access token at `/api/hub/v1/token` (client
+//! credentials, authenticated by a `private_key_jwt` client assertion) and calls services with
+//! `Authorization: Bearer`; a client assertion in the `X-Client-Assertion` header on each call
+//! is still accepted. Personal data travels only in POST bodies.
 //! Consents are granted, listed and revoked, and the person's data tracker read, by an officer
 //! acting for the person at a counter (Bearer token) until the e-ID login pages can
 //! authenticate the person directly; the monthly
@@ -76,14 +78,99 @@ fn assertion(headers: &HeaderMap) -> Result<String, ApiError> {
         .ok_or_else(|| HubError::Unauthenticated("missing X-Client-Assertion").into())
 }
 
+/// The bearer access token of `Authorization: Bearer`, if the call carries one.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() < 512)
+        .map(Some)
+        .ok_or_else(|| HubError::Unauthenticated("malformed Authorization header").into())
+}
+
+/// The calling subsystem: by its access token (`Authorization: Bearer`, checked from memory
+/// when this node has seen the token) or by a client assertion (`X-Client-Assertion`).
+/// A call carrying both is judged by its client assertion.
 async fn client(hub: &Arc<Hub>, headers: &HeaderMap) -> Result<Client, ApiError> {
-    let a = assertion(headers)?;
-    let h = hub.clone();
-    run(move || h.authenticate(&a)).await
+    if headers.contains_key("x-client-assertion") {
+        let a = assertion(headers)?;
+        let h = hub.clone();
+        return run(move || h.authenticate(&a)).await;
+    }
+    if let Some(token) = bearer(headers)? {
+        if let Some(r) = hub.authenticate_token_cached(token) {
+            return r.map_err(ApiError::from);
+        }
+        let (h, token) = (hub.clone(), token.to_owned());
+        return run(move || h.authenticate_token(&token)).await;
+    }
+    Err(HubError::Unauthenticated("missing Authorization: Bearer or X-Client-Assertion").into())
 }
 
 fn ok_json<T: Serialize>(v: &T) -> Result<Response, ApiError> {
-    Ok(Json(serde_json::to_value(v).map_err(|_| ApiError::internal("encoding"))?).into_response())
+    let body = serde_json::to_string(v).map_err(|_| ApiError::internal("encoding"))?;
+    Ok(crate::json_response(200, body))
+}
+
+/// The token endpoint's form: OAuth 2.0 client credentials with a `private_key_jwt` client
+/// assertion (RFC 7523 §2.2).
+fn token_form(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
+    let bad = |what: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("Yêu cầu cấp mã truy cập không hợp lệ: {what}"),
+            format!("Invalid token request: {what}"),
+        )
+    };
+    let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
+    let mut form =
+        crate::oidc::parse_form(text).map_err(|_| bad("not a form without repeated parameters"))?;
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Chỉ hỗ trợ grant_type=client_credentials",
+            "Only grant_type=client_credentials is supported",
+        ));
+    }
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some(dancu_eid::oidc::client_auth::JWT_BEARER)
+    {
+        return Err(bad(
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    let assertion = form
+        .remove("client_assertion")
+        .filter(|a| !a.is_empty() && a.len() < 8192)
+        .ok_or_else(|| bad("client_assertion is missing"))?;
+    Ok((assertion, form.remove("scope")))
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/token", tag = "hub", summary = "Access token for a member subsystem: OAuth client credentials authenticated by a private_key_jwt client assertion",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "grant_type=client_credentials, client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer, client_assertion (iss = sub = member/subsystem, aud = urn:dancu:hub, fresh jti), scope (optional: services separated by spaces; default every service the subsystem's rights open)"),
+    responses(
+        (status = 200, description = "access_token (opaque, for Authorization: Bearer), token_type Bearer, expires_in (seconds, at most 600 and never past the key's not_after), scope", body = Object),
+        (status = 400, description = "invalid_request, unsupported_grant_type or invalid_scope", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Client assertion invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn token(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let hub = hub(&state)?;
+    let (assertion, scope) = token_form(&body)?;
+    let t = run(move || hub.issue_token(&assertion, scope.as_deref())).await?;
+    let mut resp = ok_json(&t)?;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
 
 #[derive(Deserialize)]
@@ -96,11 +183,11 @@ struct AttributesBody {
 
 #[utoipa::path(post, path = "/api/hub/v1/verify/attributes", tag = "hub", summary = "Attribute match: match / no_match / unknown per claimed field, no values returned",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "Per-field answers and the log seq", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope (the token does not name the service), or refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable: the exchange could not be logged, so it was not served", body = ProblemBody, content_type = "application/problem+json"),
@@ -129,11 +216,11 @@ struct CmndBody {
 
 #[utoipa::path(post, path = "/api/hub/v1/verify/cmnd", tag = "hub", summary = "Legacy CMND number to personal ID: unique, ambiguous (candidates) or not found",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "The resolution and the log seq", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope (the token does not name the service), or refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable: the exchange could not be logged, so it was not served", body = ProblemBody, content_type = "application/problem+json"),
@@ -163,11 +250,11 @@ struct EkycBody {
 
 #[utoipa::path(post, path = "/api/hub/v1/ekyc", tag = "hub", summary = "Data retrieval within the right and the person's consent, signed by the hub (JWS)",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "The signed data", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope (the token does not name the service), or refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable: the exchange could not be logged, so it was not served", body = ProblemBody, content_type = "application/problem+json"),
@@ -201,11 +288,11 @@ fn default_feed_limit() -> u32 {
 
 #[utoipa::path(post, path = "/api/hub/v1/events/feed", tag = "hub", summary = "Change events after a cursor (metadata only)",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "A page of events and the next cursor", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope (the token does not name the service), or refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable: the exchange could not be logged, so it was not served", body = ProblemBody, content_type = "application/problem+json"),
@@ -231,11 +318,11 @@ struct WebhookBody {
 
 #[utoipa::path(post, path = "/api/hub/v1/events/webhook/status", tag = "hub", summary = "Webhook delivery state: cursor, attempts, dead letters",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "The state", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope (the token does not name the service), or refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable: the exchange could not be logged, so it was not served", body = ProblemBody, content_type = "application/problem+json"),
@@ -254,11 +341,11 @@ async fn webhook_status(
 
 #[utoipa::path(post, path = "/api/hub/v1/events/webhook/replay", tag = "hub", summary = "Replay webhook deliveries from a sequence number",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "The new state", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "Refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "insufficient_scope (the token does not name the service), or refused by the rights: no_right, wrong_purpose, field_not_allowed, consent_missing, consent_revoked, consent_expired, missing_end_user, missing_case_reference, client_key_expired", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable: the exchange could not be logged, so it was not served", body = ProblemBody, content_type = "application/problem+json"),
@@ -459,10 +546,10 @@ struct EnrichBody {
 
 #[utoipa::path(post, path = "/api/hub/v1/enrich", tag = "hub", summary = "A sectoral register links one of its identifiers to a person (with provenance; resubmission keeps history)",
     request_body(content = Object, content_type = "application/json", description = "purpose, end_user, case_ref, id, kind, value, source_ref, attributes (object, optional)"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "The linked record with its history", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Refused by the rights (no_right, wrong_purpose, field_not_allowed for the kind, ...)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "person_not_found", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "invalid_linked_record or concurrent_update", body = ProblemBody, content_type = "application/problem+json"),
@@ -490,10 +577,10 @@ struct LinkedBody {
 
 #[utoipa::path(post, path = "/api/hub/v1/linked-records", tag = "hub", summary = "A member reads a person's linked records of the kinds its right allows",
     request_body(content = Object, content_type = "application/json"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 200, description = "The linked records", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Refused by the rights", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
         (status = 503, description = "audit_log_unavailable", body = ProblemBody, content_type = "application/problem+json"),
@@ -541,10 +628,10 @@ const BATCH_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 #[utoipa::path(post, path = "/api/hub/v1/batch/jobs", tag = "hub", summary = "Batch verification: upload up to 1,000,000 attribute-match rows as a job answered in the background",
     request_body(content = String, content_type = "application/x-ndjson", description = "Line 1: {\"purpose\", \"end_user\", \"case_ref\"}; then one {\"id\", \"claims\"} per line"),
-    params(("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub)")),
+    params(("X-Client-Assertion" = Option<String>, Header, description = "private_key_jwt client assertion of the member subsystem (iss = sub = member/subsystem, aud = urn:dancu:hub); or instead Authorization: Bearer with an access token of /api/hub/v1/token whose scope names the service")),
     responses(
         (status = 202, description = "The job, running", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "Refused by the rights for the batch's purpose and fields (no_right, wrong_purpose, field_not_allowed, consent_missing, missing_end_user, missing_case_reference, client_key_expired); rows are also decided one by one", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "invalid_batch, invalid_batch_row or too_many_rows: nothing was stored", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "quota_exceeded or rate_limited", body = ProblemBody, content_type = "application/problem+json"),
@@ -567,7 +654,7 @@ async fn batch_submit(
     params(("id" = String, Path, description = "Job id"), ("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem that submitted the job")),
     responses(
         (status = 200, description = "The job", body = Object),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn batch_status(
@@ -585,7 +672,7 @@ async fn batch_status(
     params(("id" = String, Path, description = "Job id"), ("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem that submitted the job")),
     responses(
         (status = 200, description = "NDJSON answers", body = String, content_type = "application/x-ndjson"),
-        (status = 401, description = "Client assertion missing, invalid or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "job_not_finished", body = ProblemBody, content_type = "application/problem+json"),
     ))]
@@ -605,9 +692,247 @@ async fn batch_results(
     Ok(resp)
 }
 
+/// The officer must be a national supervisor (fee statements, rights administration).
+async fn national_supervisor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let o = state.officer(headers).await?;
+    if o.role != Role::Supervisor || o.jurisdiction != Jurisdiction::National {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "role_not_allowed",
+            "Chỉ cán bộ giám sát cấp quốc gia được quản trị quyền khai thác",
+            "Only a national supervisor may administer the hub's members and rights",
+        ));
+    }
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/api/hub/v1/admin/rights", tag = "hub-admin", summary = "Members, subsystems, registered keys (with their thumbprint kid) and access rights as they stand",
+    responses(
+        (status = 200, description = "members [{id, name, class, subsystems [{id, keys [{kid, jwk, not_after}]}]}], rights [{id, org, subsystem, service, fields, purpose, legal_basis, requires_consent, requires_end_user, requires_case_reference, covert_embargo_days, quota {limit, period day|month}, rate {per_second, burst}}]", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed: national supervisors only", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hub = hub(&state)?;
+    national_supervisor(&state, &headers).await?;
+    ok_json(&hub.admin_list())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrgRef {
+    org: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubsystemRef {
+    org: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRef {
+    org: String,
+    subsystem: String,
+    kid: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RightRef {
+    id: String,
+}
+
+/// Runs an administration change for a national supervisor and answers the resulting list.
+async fn admin_change<B: serde::de::DeserializeOwned + Send + 'static>(
+    state: AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    change: impl FnOnce(&Hub, B) -> Result<(), HubError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let hub = hub(&state)?;
+    national_supervisor(&state, &headers).await?;
+    let b: B = parse(&body)?;
+    let view = run(move || {
+        change(&hub, b)?;
+        Ok(hub.admin_list())
+    })
+    .await?;
+    ok_json(&view)
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/members", tag = "hub-admin", summary = "Add a member organisation (without subsystems)",
+    request_body(content = Object, content_type = "application/json", description = "{id, name, class}: id and class 1-64 characters of a-z 0-9 . _ -"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "member_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_identifier, invalid_field: nothing changed", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, m| h.admin_add_member(m)).await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/members/revoke", tag = "hub-admin", summary = "Revoke a member with its subsystems, keys, rights and subscriptions (effective at the next call)",
+    request_body(content = Object, content_type = "application/json", description = "{org}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: OrgRef| {
+        h.admin_revoke_member(&b.org)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/subsystems", tag = "hub-admin", summary = "Add a subsystem (client system) to a member",
+    request_body(content = Object, content_type = "application/json", description = "{org, id}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "subsystem_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_identifier", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_subsystem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: SubsystemRef| {
+        h.admin_add_subsystem(&b.org, &b.id)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/subsystems/revoke", tag = "hub-admin", summary = "Revoke a subsystem with its keys, rights and subscriptions; its access tokens stop at once",
+    request_body(content = Object, content_type = "application/json", description = "{org, id}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_subsystem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: SubsystemRef| {
+        h.admin_revoke_subsystem(&b.org, &b.id)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/keys", tag = "hub-admin", summary = "Register a public key (JWK, P-256 or RSA) for a subsystem's client assertions",
+    request_body(content = Object, content_type = "application/json", description = "{org, subsystem, jwk, not_after (optional RFC 3339)}"),
+    responses(
+        (status = 200, description = "The members and rights after the change (the key listed with its thumbprint kid)", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "key_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_key (not a usable public key, or a private part given)", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, k| h.admin_add_key(k).map(|_| ())).await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/keys/revoke", tag = "hub-admin", summary = "Revoke a subsystem's key by its thumbprint: its client assertions and the access tokens it obtained stop at once",
+    request_body(content = Object, content_type = "application/json", description = "{org, subsystem, kid}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found, key_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: KeyRef| {
+        h.admin_revoke_key(&b.org, &b.subsystem, &b.kid)
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/rights", tag = "hub-admin", summary = "Grant an access right: service, fields, purpose code, legal basis, consent, end user and case reference requirements, covert embargo, quota and rate",
+    request_body(content = Object, content_type = "application/json", description = "{id, org, subsystem, service, fields [..], purpose, legal_basis, requires_consent, requires_end_user, requires_case_reference, covert_embargo_days (or null), quota {limit, period day|month} (or null), rate {per_second, burst} (or null)}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "member_not_found, subsystem_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "right_exists", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body, invalid_identifier, invalid_field, invalid_fields, invalid_limits: nothing changed", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_add_right(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, r| h.admin_add_right(r)).await
+}
+
+#[utoipa::path(post, path = "/api/hub/v1/admin/rights/revoke", tag = "hub-admin", summary = "Revoke an access right: the next call it would have allowed is refused",
+    request_body(content = Object, content_type = "application/json", description = "{id}"),
+    responses(
+        (status = 200, description = "The members and rights after the change", body = Object),
+        (status = 401, description = "Officer token missing or unknown", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "role_not_allowed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "right_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_body", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+async fn admin_revoke_right(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_change(state, headers, body, |h, b: RightRef| {
+        h.admin_revoke_right(&b.id)
+    })
+    .await
+}
+
 /// The hub's part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
+    token,
     verify_attributes,
     verify_cmnd,
     ekyc,
@@ -631,13 +956,40 @@ async fn batch_results(
     batch_results,
     enrich,
     linked_records,
-    officer_linked_records
+    officer_linked_records,
+    admin_list,
+    admin_add_member,
+    admin_revoke_member,
+    admin_add_subsystem,
+    admin_revoke_subsystem,
+    admin_add_key,
+    admin_revoke_key,
+    admin_add_right,
+    admin_revoke_right
 ))]
 pub(crate) struct HubApiDoc;
 
 /// The hub's routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/hub/v1/token", post(token))
+        .route(
+            "/api/hub/v1/admin/rights",
+            get(admin_list).post(admin_add_right),
+        )
+        .route("/api/hub/v1/admin/rights/revoke", post(admin_revoke_right))
+        .route("/api/hub/v1/admin/members", post(admin_add_member))
+        .route(
+            "/api/hub/v1/admin/members/revoke",
+            post(admin_revoke_member),
+        )
+        .route("/api/hub/v1/admin/subsystems", post(admin_add_subsystem))
+        .route(
+            "/api/hub/v1/admin/subsystems/revoke",
+            post(admin_revoke_subsystem),
+        )
+        .route("/api/hub/v1/admin/keys", post(admin_add_key))
+        .route("/api/hub/v1/admin/keys/revoke", post(admin_revoke_key))
         .route("/api/hub/v1/verify/attributes", post(verify_attributes))
         .route("/api/hub/v1/verify/cmnd", post(verify_cmnd))
         .route("/api/hub/v1/ekyc", post(ekyc))

@@ -1,0 +1,137 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Quotas survive a restart: the hub rebuilds each subsystem's usage of the current period from
+//! the exchange log when it opens.
+
+use crate::audit::AuditSettings;
+use crate::members::HubConfig;
+use crate::service::{CallMeta, Client, Hub};
+use chrono::{Duration, TimeZone, Utc};
+use dancu_domain::Problem;
+use dancu_domain::clock::{Clock, FixedClock};
+use dancu_exchange::matching::Claims;
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
+    let config: HubConfig = serde_json::from_value(json!({
+        "members": [{"id": "bank-a", "name": "A", "class": "bank",
+                     "subsystems": [{"id": "small", "keys": []}, {"id": "big", "keys": []}]}],
+        "rights": [
+            {"id": "r-small", "org": "bank-a", "subsystem": "small", "service": "verify_attributes",
+             "fields": ["sex"], "purpose": "account_opening", "legal_basis": "test",
+             "requires_consent": false, "requires_end_user": false,
+             "requires_case_reference": false, "quota": {"limit": 3, "period": "day"}},
+            {"id": "r-big", "org": "bank-a", "subsystem": "big", "service": "verify_attributes",
+             "fields": ["sex"], "purpose": "account_opening", "legal_basis": "test",
+             "requires_consent": false, "requires_end_user": false,
+             "requires_case_reference": false, "quota": {"limit": 1000, "period": "month"}},
+        ],
+    }))
+    .unwrap();
+    let (store, docs) =
+        dancu_store::docs::open_with_docs(dir.join("db.sqlite3").to_str().unwrap()).unwrap();
+    Hub::open(
+        config,
+        store,
+        docs,
+        clock as Arc<dyn Clock>,
+        &dir.join("audit"),
+        &dir.join("hub"),
+        AuditSettings::default(),
+    )
+    .unwrap()
+}
+
+fn client(sub: &str) -> Client {
+    Client {
+        org: "bank-a".into(),
+        subsystem: sub.into(),
+        key_not_after: None,
+        scope: None,
+    }
+}
+
+fn call(hub: &Hub, sub: &str, purpose: &str) -> Result<(), String> {
+    // Nobody is in the register: an allowed call fails with person_not_found (and still uses
+    // the quota, as it was allowed); a refused one says why.
+    let person = dancu_domain::PersonalId::compose("001", dancu_domain::person::Sex::Male, 1990, 1)
+        .unwrap()
+        .to_string();
+    let claims: Claims = serde_json::from_value(json!({"sex": "male"})).unwrap();
+    let meta = CallMeta {
+        purpose: purpose.into(),
+        end_user: None,
+        case_ref: None,
+    };
+    match hub.verify_attributes(&client(sub), &meta, &person, &claims) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.code().to_owned()),
+    }
+}
+
+#[test]
+fn a_used_up_quota_stays_used_up_after_a_restart_until_the_period_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10:00 on 14 March in Vietnam.
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 14, 3, 0, 0).unwrap(),
+    ));
+    let hub = open(dir.path(), clock.clone());
+    // A refused call (wrong purpose) uses nothing.
+    assert_eq!(
+        call(&hub, "small", "marketing").unwrap_err(),
+        "wrong_purpose"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            call(&hub, "small", "account_opening").unwrap_err(),
+            "person_not_found"
+        );
+    }
+    assert_eq!(
+        call(&hub, "small", "account_opening").unwrap_err(),
+        "quota_exceeded"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            call(&hub, "big", "account_opening").unwrap_err(),
+            "person_not_found"
+        );
+    }
+    drop(hub);
+
+    // Restarted the same day: still used up; the other subsystem keeps its own count.
+    clock.advance(Duration::hours(2));
+    let hub = open(dir.path(), clock.clone());
+    assert_eq!(
+        call(&hub, "small", "account_opening").unwrap_err(),
+        "quota_exceeded"
+    );
+    assert_eq!(
+        call(&hub, "big", "account_opening").unwrap_err(),
+        "person_not_found"
+    );
+    drop(hub);
+
+    // Restarted after midnight in Vietnam (17:00 UTC): a new day, a new daily quota; the
+    // monthly one still counts the six calls of the month.
+    clock.advance(Duration::hours(12));
+    assert_eq!(
+        clock.now(),
+        Utc.with_ymd_and_hms(2026, 3, 14, 17, 0, 0).unwrap()
+    );
+    let hub = open(dir.path(), clock.clone());
+    for _ in 0..3 {
+        assert_eq!(
+            call(&hub, "small", "account_opening").unwrap_err(),
+            "person_not_found"
+        );
+    }
+    assert_eq!(
+        call(&hub, "small", "account_opening").unwrap_err(),
+        "quota_exceeded"
+    );
+    let used = hub.quota_used("bank-a", "big", "verify_attributes", "account_opening");
+    assert_eq!(used, Some(6));
+}
