@@ -302,6 +302,7 @@ async fn portal_citizen_documents_residence_history_and_tracker_filters() {
         org: "bhxh".into(),
         subsystem: "registry".into(),
         key_not_after: None,
+        scope: None,
     };
     let meta = dancu_hub::service::CallMeta {
         purpose: "insurance_registry".into(),

@@ -907,10 +907,10 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 mod citizen;
 mod desk;
-mod forms;
-mod tasks;
-mod timeline;
 mod fonts;
+mod forms;
 mod mine;
 mod next;
 mod security;
+mod tasks;
+mod timeline;
