@@ -277,7 +277,7 @@ async fn portal_account_security_passcode_totp_and_passkeys() {
 }
 
 /// A hub whose social-insurance agency may link insurance numbers and tax codes.
-fn enriching_hub() -> dancu_hub::members::HubConfig {
+pub(crate) fn enriching_hub() -> dancu_hub::members::HubConfig {
     serde_json::from_value(serde_json::json!({
         "members": [{"id": "bhxh", "name": "Bảo hiểm xã hội", "class": "ministry",
             "subsystems": [{"id": "registry", "keys": []}]}],

@@ -708,3 +708,88 @@ async fn every_desk_form_runs_the_registers_command() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(text_of(&r.body, "eid").contains("Mức 2"), "{}", r.body);
 }
+
+/// The person page shows what sectoral registers linked to the person through the hub, and
+/// the desk's read of it goes into the access log with the purpose chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desk_person_page_shows_records_linked_through_the_hub() {
+    let s = TestServer::start_with_idp_and_hub(crate::account::enriching_hub()).await;
+    let person = citizen(&s, 150, "0912340150").await;
+    let me = citizen(&s, 151, "0987000151").await;
+    let raise = json!({"id": me, "place": "Công an phường Ba Đình", "face_checked": true, "fingerprints_checked": true});
+    let (st, v) = post_json(&s, Some(&s.registrar), "/api/v1/eid/level2", raise).await;
+    assert_eq!(st, 200, "{v}");
+    let store = s.store.clone();
+    let me_id = dancu_domain::PersonalId::parse(&me).unwrap();
+    let hub = s.hub.clone().unwrap();
+    let pid = person.clone();
+    off_runtime(move || {
+        store
+            .add_officer(&dancu_store::OfficerRecord {
+                officer: Officer {
+                    id: "reg-linked".into(),
+                    name: "Cán bộ Ba Đình".into(),
+                    role: Role::Registrar,
+                    jurisdiction: Jurisdiction::Commune(BA_DINH.into()),
+                    person: Some(me_id),
+                },
+                token_hash: "unused".into(),
+                created_at: chrono::Utc::now(),
+            })
+            .unwrap();
+        let who = dancu_hub::service::Client {
+            org: "bhxh".into(),
+            subsystem: "registry".into(),
+            key_not_after: None,
+            scope: None,
+        };
+        let meta = dancu_hub::service::CallMeta {
+            purpose: "insurance_registry".into(),
+            ..Default::default()
+        };
+        let sub: dancu_hub::enrich::Submission = serde_json::from_value(json!({
+            "id": pid, "kind": "health_insurance_number", "value": "DN4010123450150",
+            "attributes": {}, "source_ref": "BHXH-2026-150",
+        }))
+        .unwrap();
+        hub.enrich(&who, &meta, &sub).unwrap();
+    });
+    let mut b = Browser::new(&s);
+    let r = login(&mut b, &s, "officer", &me, "+84987000151").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let csrf = hidden(&r.body, "csrf");
+    let r = post(
+        &mut b,
+        "/portal/desk/person",
+        &[
+            ("csrf", &csrf),
+            ("id", &person),
+            ("purpose", "dang-ky-cu-tru"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let at = r
+        .body
+        .find("id=\"linked\"")
+        .expect("a table of linked records");
+    let linked = &r.body[at..];
+    assert!(linked.contains("DN4010123450150"), "{}", r.body);
+    assert!(
+        linked.contains("BHXH-2026-150") || linked.contains("bhxh"),
+        "{}",
+        r.body
+    );
+    // The read is in the person's access log, by this officer, with the purpose chosen.
+    let store = s.store.clone();
+    let log = off_runtime(move || {
+        store
+            .access_log(&dancu_domain::PersonalId::parse(&person).unwrap(), 50)
+            .unwrap()
+    });
+    assert!(
+        log.iter()
+            .any(|e| e.actor == "reg-linked" && e.purpose.contains("dang-ky-cu-tru")),
+        "{log:?}"
+    );
+}
