@@ -15,15 +15,18 @@ use chrono::{DateTime, Utc};
 use dancu_exchange::log::record::AuditRecord;
 use dancu_exchange::log::segment::Appended;
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Hands items of many threads to one writer at a time: a caller submits its item and waits;
 /// whoever finds no group in progress takes every item waiting (its own among them), runs the
 /// group's work once and publishes one result per item. Items keep their submission order.
+///
+/// Each caller sleeps on its own condition variable, so the end of a group wakes only that
+/// group's callers and the one caller that leads the next group: with a hundred callers in
+/// flight, waking them all at every group cost more than the work itself.
 #[derive(Debug)]
 pub struct Batcher<T, R> {
     queue: Mutex<Queue<T, R>>,
-    settled: Condvar,
 }
 
 #[derive(Debug)]
@@ -32,6 +35,8 @@ struct Queue<T, R> {
     waiting: Vec<(u64, T)>,
     busy: bool,
     results: HashMap<u64, R>,
+    /// Each waiting caller's wake-up, by ticket.
+    wakers: HashMap<u64, Arc<Condvar>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -52,13 +57,21 @@ impl<T, R> Drop for Publish<'_, T, R> {
     fn drop(&mut self) {
         let mut q = lock(&self.owner.queue);
         let mut results = std::mem::take(&mut self.results).into_iter();
+        let mut wake = Vec::with_capacity(self.tickets.len() + 1);
         for t in self.tickets.drain(..) {
             let r = results.next().unwrap_or_else(self.lost);
             q.results.insert(t, r);
+            wake.extend(q.wakers.get(&t).cloned());
         }
         q.busy = false;
+        // The first caller still waiting leads the next group.
+        if let Some((t, _)) = q.waiting.first() {
+            wake.extend(q.wakers.get(t).cloned());
+        }
         drop(q);
-        self.owner.settled.notify_all();
+        for w in wake {
+            w.notify_one();
+        }
     }
 }
 
@@ -70,8 +83,8 @@ impl<T, R> Default for Batcher<T, R> {
                 waiting: Vec::new(),
                 busy: false,
                 results: HashMap::new(),
+                wakers: HashMap::new(),
             }),
-            settled: Condvar::new(),
         }
     }
 }
@@ -84,15 +97,18 @@ impl<T, R> Batcher<T, R> {
         let ticket = q.next_ticket;
         q.next_ticket += 1;
         q.waiting.push((ticket, item));
+        let waker = Arc::new(Condvar::new());
+        q.wakers.insert(ticket, waker.clone());
         let mut work = Some(work);
         loop {
             if let Some(r) = q.results.remove(&ticket) {
+                q.wakers.remove(&ticket);
                 return r;
             }
             // Our item is still waiting (results are published before `busy` drops), so once
             // nobody is busy it is ours to write, with everything waiting beside it.
             if q.busy || work.is_none() {
-                q = self.settled.wait(q).unwrap_or_else(|e| e.into_inner());
+                q = waker.wait(q).unwrap_or_else(|e| e.into_inner());
                 continue;
             }
             q.busy = true;
@@ -161,7 +177,6 @@ mod tests {
     use dancu_exchange::log::checkpoint::CheckpointPolicy;
     use dancu_exchange::log::record::ExchangeResult;
     use std::collections::HashSet;
-    use std::sync::Arc;
 
     fn record(thread: usize, i: usize) -> AuditRecord {
         AuditRecord {
