@@ -82,11 +82,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Path of the journal that goes with a register database.
 pub fn journal_path(db: &Path) -> PathBuf {
-    let stem = db
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dancu".into());
-    db.with_file_name(format!("{stem}-access.journal"))
+    crate::sqlite::beside(db, "access.journal")
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

@@ -17,15 +17,20 @@ use std::sync::{Mutex, RwLock};
 // ordinary rowid tables: rows are appended and the key lives in a small separate index.
 // `WITHOUT ROWID` would keep ~1 KB rows inside a B-tree ordered by a random ID, which made bulk
 // loads about seven times slower.
-/// The read-access log is an append-only journal beside the register's database, indexed by
-/// person into its own database file (`<name>-access.sqlite3`); see [`crate::access_journal`].
-/// Path of the access-log database that goes with a register database.
+/// Path of the access log's index database that goes with a register database
+/// (`<name>-access.sqlite3`). The log itself is an append-only journal beside it, indexed by
+/// person into this file; see [`crate::access_journal`].
 pub fn access_log_path(path: &Path) -> PathBuf {
+    beside(path, "access.sqlite3")
+}
+
+/// A file next to the register's database, named after it: `<name>-<suffix>`.
+pub(crate) fn beside(path: &Path, suffix: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dancu".into());
-    path.with_file_name(format!("{stem}-access.sqlite3"))
+    path.with_file_name(format!("{stem}-{suffix}"))
 }
 
 /// The indexes of the person and event tables. They are separate statements (not inline

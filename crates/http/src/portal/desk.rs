@@ -25,6 +25,17 @@ pub(super) fn officer(ctx: &Ctx) -> Result<Officer, Box<Response>> {
         .ok_or_else(|| Box::new(login_required(ctx, Side::Desk)))
 }
 
+/// A desk form post (CSRF checked) from a logged-in officer: the context, the form, the officer.
+pub(super) fn officer_post(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Ctx, BTreeMap<String, String>, Officer), Box<Response>> {
+    let (ctx, form) = posted(state, headers, body)?;
+    let o = officer(&ctx)?;
+    Ok((ctx, form, o))
+}
+
 fn officer_label(o: &Officer) -> String {
     format!("{} · {:?} · {}", o.name, o.role, o.jurisdiction).to_lowercase()
 }
@@ -88,12 +99,8 @@ pub(super) async fn search(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, form) = match posted(&state, &headers, &body) {
+    let (ctx, form, o) = match officer_post(&state, &headers, &body) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let o = match officer(&ctx) {
-        Ok(o) => o,
         Err(r) => return *r,
     };
     let l = ctx.lang;
@@ -171,12 +178,8 @@ pub(super) async fn person(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, form) = match posted(&state, &headers, &body) {
+    let (ctx, form, o) = match officer_post(&state, &headers, &body) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let o = match officer(&ctx) {
-        Ok(o) => o,
         Err(r) => return *r,
     };
     let (id, purpose_code) = (get(&form, "id"), get(&form, "purpose"));
@@ -268,12 +271,8 @@ pub(super) async fn birth(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, form) = match posted(&state, &headers, &body) {
+    let (ctx, form, o) = match officer_post(&state, &headers, &body) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let o = match officer(&ctx) {
-        Ok(o) => o,
         Err(r) => return *r,
     };
     let purpose_code = get(&form, "purpose");

@@ -13,7 +13,7 @@
 //! overwriting it. Each submission carries an idempotency key, so a double click acts once.
 
 use super::citizen::{person_fields, relation};
-use super::desk::{get, officer, parse_id, person_page, purpose_text};
+use super::desk::{get, officer_post, parse_id, person_page, purpose_text};
 use super::pages::{Chrome, Field, Lang};
 use super::{Ctx, Msg, Side, blocking, error_page, posted, render};
 use crate::AppState;
@@ -1321,12 +1321,8 @@ pub(super) async fn form(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, form) = match posted(&state, &headers, &body) {
+    let (ctx, form, o) = match officer_post(&state, &headers, &body) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let o = match officer(&ctx) {
-        Ok(o) => o,
         Err(r) => return *r,
     };
     let l = ctx.lang;

@@ -6,7 +6,7 @@
 //! storing the requests in the deployment's document store.
 
 use super::citizen::person_fields;
-use super::desk::{get, officer};
+use super::desk::{get, officer, officer_post};
 use super::forms::{field_label, field_options, field_value, parse_field};
 use super::pages::{Chrome, Field, Lang};
 use super::{Msg, Side, blocking, context, error_page, login_required, posted, query, render};
@@ -258,12 +258,8 @@ pub(super) async fn task(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, form) = match posted(&state, &headers, &body) {
+    let (ctx, form, o) = match officer_post(&state, &headers, &body) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let o = match officer(&ctx) {
-        Ok(o) => o,
         Err(r) => return *r,
     };
     task_page(&state, &ctx, o, get(&form, "request"), String::new(), None).await
@@ -275,12 +271,8 @@ pub(super) async fn reject(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (ctx, form) = match posted(&state, &headers, &body) {
+    let (ctx, form, o) = match officer_post(&state, &headers, &body) {
         Ok(x) => x,
-        Err(r) => return *r,
-    };
-    let o = match officer(&ctx) {
-        Ok(o) => o,
         Err(r) => return *r,
     };
     let (id, reason) = (get(&form, "request"), get(&form, "reason"));
