@@ -84,7 +84,16 @@ impl TryFrom<NameParts> for PersonName {
     }
 }
 
-fn clean(s: &str) -> String {
+/// NFC, trimmed, every run of whitespace (including newlines and tabs) collapsed to one space.
+/// Text already in that form (every stored name and address, read back) is copied as it is.
+pub(crate) fn clean_text(s: &str) -> String {
+    let tidy = !s.starts_with(' ')
+        && !s.ends_with(' ')
+        && !s.contains("  ")
+        && !s.chars().any(|c| c.is_whitespace() && c != ' ');
+    if tidy && unicode_normalization::is_nfc(s) {
+        return s.to_owned();
+    }
     let nfc: String = s.nfc().collect();
     nfc.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -101,7 +110,7 @@ fn check_chars(s: &str) -> Result<(), NameError> {
 impl PersonName {
     /// Splits a full name: first word family name, last word given name, the rest middle.
     pub fn parse(full: &str) -> Result<Self, NameError> {
-        let full = clean(full);
+        let full = clean_text(full);
         check_chars(&full)?;
         let words: Vec<&str> = full.split(' ').filter(|w| !w.is_empty()).collect();
         let name = match words.as_slice() {
@@ -124,9 +133,9 @@ impl PersonName {
     /// Builds a name from its parts, normalising each to NFC and single spaces.
     pub fn from_parts(family: &str, middle: &str, given: &str) -> Result<Self, NameError> {
         let name = Self {
-            family: clean(family),
-            middle: clean(middle),
-            given: clean(given),
+            family: clean_text(family),
+            middle: clean_text(middle),
+            given: clean_text(given),
         };
         if name.given.is_empty() {
             return Err(NameError::Empty);

@@ -9,7 +9,7 @@
 
 use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries};
 use crate::cards::{CardInput, CardTrust, CardVerification, SERVICE_CARD_VERIFY};
-use crate::commit::{Batcher, GroupLog};
+use crate::commit::{Batcher, GroupLog, LogReceipt};
 use crate::events::{
     EventNotice, FeedPage, SERVICE_CHANGE_EVENTS, Subscription, by_id, stream_person,
 };
@@ -26,6 +26,7 @@ use dancu_eid::oidc::jws::{Jwk, sign_es256};
 use dancu_exchange::consent::{Consent, ConsentKind};
 use dancu_exchange::fees::{MeteredCall, Tariff, monthly_statements};
 use dancu_exchange::log::record::{AuditRecord, ExchangeResult};
+use dancu_exchange::log::segment::Appended;
 use dancu_exchange::log::tracker::{AccessLine, person_view};
 use dancu_exchange::matching::{self, Claims, CmndResolution, FieldAnswer};
 use dancu_exchange::rights::{
@@ -253,6 +254,52 @@ pub struct AttributeAnswer {
     pub fields: Vec<FieldAnswer>,
     /// Seq of the exchange in the log.
     pub audit_seq: u64,
+}
+
+/// The outcome of an exchange whose log record has been handed to the log writer: released
+/// only once the record is durable, with the record's seq. If the record cannot be logged the
+/// outcome is withheld and the caller gets `audit_log_unavailable` instead.
+#[derive(Debug)]
+#[must_use = "the outcome is released by wait() or release()"]
+pub struct Pending<T> {
+    outcome: Result<T, HubError>,
+    /// `None` when the exchange failed before anything was decided (nothing is logged).
+    receipt: Option<LogReceipt>,
+}
+
+impl<T> Pending<T> {
+    fn failed(e: HubError) -> Self {
+        Self {
+            outcome: Err(e),
+            receipt: None,
+        }
+    }
+
+    fn settle(
+        outcome: Result<T, HubError>,
+        logged: Result<Appended, AuditError>,
+    ) -> Result<(T, u64), HubError> {
+        match logged {
+            Ok(a) => outcome.map(|v| (v, a.seq)),
+            Err(e) => Err(HubError::AuditUnavailable(e.to_string())),
+        }
+    }
+
+    /// Blocks until the record is durable; not for an async runtime's worker thread.
+    pub fn wait(self) -> Result<(T, u64), HubError> {
+        match self.receipt {
+            None => self.outcome.map(|v| (v, 0)),
+            Some(r) => Self::settle(self.outcome, r.wait()),
+        }
+    }
+
+    /// Awaits the record without holding a thread.
+    pub async fn release(self) -> Result<(T, u64), HubError> {
+        match self.receipt {
+            None => self.outcome.map(|v| (v, 0)),
+            Some(r) => Self::settle(self.outcome, r.committed().await),
+        }
+    }
 }
 
 /// The answer of CMND resolution.
@@ -651,7 +698,8 @@ impl Hub {
             .map_err(|e: AuditError| HubError::AuditUnavailable(e.to_string()))
     }
 
-    /// Runs one exchange: decide, do the work, log, answer.
+    /// Runs one exchange: decide, do the work, log, answer (blocking until the record is
+    /// durable).
     #[allow(clippy::too_many_arguments)]
     fn exchange<T>(
         &self,
@@ -663,6 +711,48 @@ impl Hub {
         consent_id: Option<&str>,
         work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
     ) -> Result<(T, u64), HubError> {
+        self.exchange_start(client, meta, service, person, fields, consent_id, work)
+            .wait()
+    }
+
+    /// Decides an exchange and does its work, then hands its log record to the writer
+    /// without waiting: the outcome is released once the record is durable.
+    #[allow(clippy::too_many_arguments)]
+    fn exchange_start<T>(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        service: &str,
+        person: Option<&str>,
+        fields: &[String],
+        consent_id: Option<&str>,
+        work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
+    ) -> Pending<T> {
+        match self.exchange_inner(client, meta, service, person, fields, consent_id, work) {
+            Ok((outcome, record)) => Pending {
+                outcome,
+                receipt: Some(self.audit.submit(record)),
+            },
+            Err(e) => Pending {
+                outcome: Err(e),
+                receipt: None,
+            },
+        }
+    }
+
+    /// The outcome of an exchange and the record to log for it; `Err` when it failed before
+    /// anything was decided (nothing to log).
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn exchange_inner<T>(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        service: &str,
+        person: Option<&str>,
+        fields: &[String],
+        consent_id: Option<&str>,
+        work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
+    ) -> Result<(Result<T, HubError>, AuditRecord), HubError> {
         client.check_scope(service)?;
         let now = self.clock.now();
         let mut record = AuditRecord {
@@ -714,8 +804,7 @@ impl Hub {
             Ok(g) => g,
             Err(refusal) => {
                 record.result = ExchangeResult::Refused(refusal.code().to_owned());
-                self.log(&record)?;
-                return Err(refusal.into());
+                return Ok((Err(refusal.into()), record));
             }
         };
         record.covert_until = grant.covert_until;
@@ -732,8 +821,7 @@ impl Hub {
                     // Another call used the one-time consent at the same moment.
                     let refusal = Refusal::ConsentMissing("already used");
                     record.result = ExchangeResult::Refused(refusal.code().to_owned());
-                    self.log(&record)?;
-                    return Err(refusal.into());
+                    return Ok((Err(refusal.into()), record));
                 }
                 Err(e) => return Err(internal(e)),
             }
@@ -743,13 +831,11 @@ impl Hub {
                 if logged_person.is_some() {
                     record.person = logged_person;
                 }
-                let seq = self.log(&record)?;
-                Ok((value, seq))
+                Ok((Ok(value), record))
             }
             Err(e) => {
                 record.result = ExchangeResult::Failed(e.code().to_owned());
-                self.log(&record)?;
-                Err(e)
+                Ok((Err(e), record))
             }
         }
     }
@@ -769,9 +855,31 @@ impl Hub {
         id: &str,
         claims: &Claims,
     ) -> Result<AttributeAnswer, HubError> {
-        let pid = parse_id(id)?;
-        let fields = claimed_fields(claims)?;
-        let (answers, seq) = self.exchange(
+        let (fields, audit_seq) = self
+            .verify_attributes_start(client, meta, id, claims)
+            .wait()?;
+        Ok(AttributeAnswer { fields, audit_seq })
+    }
+
+    /// [`Self::verify_attributes`] without waiting for the log: the answers are released by
+    /// [`Pending::release`] once the exchange's record is durable. Reads the register, so on
+    /// a store that blocks on the network it belongs on a blocking thread.
+    pub fn verify_attributes_start(
+        &self,
+        client: &Client,
+        meta: &CallMeta,
+        id: &str,
+        claims: &Claims,
+    ) -> Pending<Vec<FieldAnswer>> {
+        let pid = match parse_id(id) {
+            Ok(p) => p,
+            Err(e) => return Pending::failed(e),
+        };
+        let fields = match claimed_fields(claims) {
+            Ok(f) => f,
+            Err(e) => return Pending::failed(e),
+        };
+        self.exchange_start(
             client,
             meta,
             SERVICE_VERIFY_ATTRIBUTES,
@@ -782,11 +890,7 @@ impl Hub {
                 let p = self.person(&pid)?;
                 Ok((matching::attribute_match(&p, claims), None))
             },
-        )?;
-        Ok(AttributeAnswer {
-            fields: answers,
-            audit_seq: seq,
-        })
+        )
     }
 
     /// CMND → personal ID: one ID only when exactly one holder fits the claimed name (and date

@@ -2,7 +2,6 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 
 use super::{AdminUnits, Commune, CurrentView, Scheme};
@@ -253,8 +252,7 @@ impl Address {
 
 /// NFC, trimmed, every run of whitespace (including newlines and tabs) collapsed to one space.
 fn normalise_detail(detail: &str) -> String {
-    let nfc: String = detail.nfc().collect();
-    nfc.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::name::clean_text(detail)
 }
 
 #[cfg(test)]

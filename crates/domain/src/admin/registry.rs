@@ -78,6 +78,19 @@ struct SchemeUnits {
     /// A copy of `communes` sorted by (province, district, code), so that the communes of a
     /// province or a district are one slice. Built on first use: start-up does not need it.
     grouped: OnceLock<Vec<Commune>>,
+    /// `communes`' codes as [`packed`] numbers, in the same order; empty if a code does not
+    /// fit. Every stored address is checked against this table when it is read, so the
+    /// search compares integers rather than strings.
+    commune_keys: Vec<u64>,
+}
+
+/// A code of up to eight bytes as a number that sorts as the text does (shorter codes are
+/// padded with zero bytes, which sort before any character).
+fn packed(code: &str) -> Option<u64> {
+    let b = code.as_bytes();
+    let mut a = [0u8; 8];
+    a.get_mut(..b.len())?.copy_from_slice(b);
+    Some(u64::from_be_bytes(a))
 }
 
 impl SchemeUnits {
@@ -85,10 +98,16 @@ impl SchemeUnits {
         // Both files are already sorted by code, which the sort detects in one pass.
         provinces.sort_by_key(|p| p.code);
         communes.sort_by_key(|c| c.code);
+        let commune_keys = communes
+            .iter()
+            .map(|c| packed(c.code))
+            .collect::<Option<Vec<u64>>>()
+            .unwrap_or_default();
         SchemeUnits {
             provinces,
             communes,
             grouped: OnceLock::new(),
+            commune_keys,
         }
     }
 
@@ -97,7 +116,11 @@ impl SchemeUnits {
     }
 
     fn commune(&self, code: &str) -> Option<&Commune> {
-        find(&self.communes, code, |c| c.code)
+        if self.commune_keys.is_empty() {
+            return find(&self.communes, code, |c| c.code);
+        }
+        let at = self.commune_keys.binary_search(&packed(code)?).ok()?;
+        self.communes.get(at)
     }
 
     /// The communes sorted by (province, district, code); built on first use.
@@ -484,6 +507,36 @@ mod tests {
 
     fn units() -> &'static AdminUnits {
         AdminUnits::get()
+    }
+
+    #[test]
+    fn commune_lookup_by_packed_code_agrees_with_the_text_search() {
+        for scheme in [Scheme::Legacy, Scheme::Y2025] {
+            let s = units().scheme(scheme);
+            assert_eq!(s.commune_keys.len(), s.communes.len(), "every code packs");
+            for c in &s.communes {
+                assert_eq!(s.commune(c.code).map(|f| f.code), Some(c.code));
+            }
+            // Codes that are not there, including prefixes, extensions and long text.
+            for code in [
+                "",
+                "0",
+                "0000",
+                "000001",
+                "99999",
+                "00004 ",
+                "123456789",
+                "0000４",
+            ] {
+                assert_eq!(
+                    s.commune(code).map(|c| c.code),
+                    find(&s.communes, code, |c| c.code).map(|c| c.code),
+                    "{code:?}"
+                );
+            }
+        }
+        assert!(packed("00097") < packed("00098") && packed("0009") < packed("00090"));
+        assert_eq!(packed("123456789"), None);
     }
 
     fn count_kinds<K: std::hash::Hash + Eq + Copy>(

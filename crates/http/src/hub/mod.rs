@@ -200,8 +200,15 @@ async fn verify_attributes(
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
     let b: AttributesBody = parse(&body)?;
-    let a = run(move || hub.verify_attributes(&c, &b.meta, &b.id, &b.claims)).await?;
-    ok_json(&a)
+    // The register read is a local point read on SQLite, done here; a network store's read
+    // goes to a blocking thread. Either way no thread waits for the log record.
+    let pending = if state.inline_reads {
+        hub.verify_attributes_start(&c, &b.meta, &b.id, &b.claims)
+    } else {
+        run(move || Ok(hub.verify_attributes_start(&c, &b.meta, &b.id, &b.claims))).await?
+    };
+    let (fields, audit_seq) = pending.release().await?;
+    ok_json(&dancu_hub::service::AttributeAnswer { fields, audit_seq })
 }
 
 #[derive(Deserialize)]
