@@ -11,10 +11,12 @@
 //! CMND resolution never guesses: it answers with one personal ID only when exactly one holder
 //! of the number also fits the claimed name and date of birth.
 
+use dancu_domain::name::PersonName;
 use dancu_domain::name::{match_key, tone_key};
-use dancu_domain::person::{Person, Sex};
+use dancu_domain::person::{Person, Sex, VitalStatus};
 use dancu_domain::{CmndNumber, PartialDate, PersonalId};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Fields a caller claims about a person; absent ones are not asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +175,9 @@ pub fn compare_date(claimed: &PartialDate, registered: &PartialDate) -> (Verdict
 
 /// Answers every claimed field against the register record, in a fixed order.
 pub fn attribute_match(person: &Person, claims: &Claims) -> Vec<FieldAnswer> {
-    answer(person, claims, |n| compare_name(n, &person.name.full()))
+    answer(&Facts::of(person), claims, |n| {
+        compare_name(n, &person.name.full())
+    })
 }
 
 /// [`attribute_match`] with the person's name keys computed beforehand.
@@ -182,11 +186,62 @@ pub fn attribute_match_prepared(
     keys: &NameKeys,
     claims: &Claims,
 ) -> Vec<FieldAnswer> {
-    answer(person, claims, |n| keys.compare(n))
+    answer(&Facts::of(person), claims, |n| keys.compare(n))
+}
+
+/// The part of a stored person record that attribute match compares. Decoding only this from
+/// the stored JSON skips the rest of the record (addresses, cards, relatives), whose checks
+/// cost more than the comparison itself; the answers are those of [`attribute_match`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MatchRecord {
+    /// Full name.
+    pub name: PersonName,
+    /// Date of birth.
+    pub date_of_birth: PartialDate,
+    /// Sex.
+    pub sex: Sex,
+    /// Alive or dead.
+    #[serde(default)]
+    pub vital_status: VitalStatus,
+}
+
+/// [`attribute_match`] over a [`MatchRecord`] and the person's home commune (2025 code, as
+/// [`Person::home_commune`] gives it; the register stores it beside each record).
+pub fn attribute_match_record(
+    record: &MatchRecord,
+    home_commune: Option<&str>,
+    claims: &Claims,
+) -> Vec<FieldAnswer> {
+    let facts = Facts {
+        date_of_birth: &record.date_of_birth,
+        sex: record.sex,
+        home_commune: home_commune.map(Cow::Borrowed),
+        dead: matches!(record.vital_status, VitalStatus::Dead { .. }),
+    };
+    answer(&facts, claims, |n| compare_name(n, &record.name.full()))
+}
+
+/// What the answers other than the name's are drawn from.
+struct Facts<'a> {
+    date_of_birth: &'a PartialDate,
+    sex: Sex,
+    home_commune: Option<Cow<'a, str>>,
+    dead: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn of(p: &'a Person) -> Self {
+        Facts {
+            date_of_birth: &p.date_of_birth,
+            sex: p.sex,
+            home_commune: p.home_commune().map(Cow::Owned),
+            dead: p.is_dead(),
+        }
+    }
 }
 
 fn answer(
-    person: &Person,
+    person: &Facts<'_>,
     claims: &Claims,
     name: impl FnOnce(&str) -> (Verdict, &'static str),
 ) -> Vec<FieldAnswer> {
@@ -205,7 +260,7 @@ fn answer(
         put(
             "date_of_birth",
             match PartialDate::parse(d) {
-                Ok(c) => compare_date(&c, &person.date_of_birth),
+                Ok(c) => compare_date(&c, person.date_of_birth),
                 Err(_) => (Verdict::Unknown, "claim_unreadable"),
             },
         );
@@ -223,7 +278,7 @@ fn answer(
     if let Some(c) = &claims.commune_code {
         put(
             "commune_code",
-            match person.home_commune() {
+            match person.home_commune.as_deref() {
                 None => (Verdict::Unknown, "register_unplaceable"),
                 Some(h) if h == c.trim() => (Verdict::Match, "exact"),
                 Some(_) => (Verdict::NoMatch, "exact"),
@@ -233,7 +288,7 @@ fn answer(
     if let Some(a) = claims.alive {
         put(
             "alive",
-            if a != person.is_dead() {
+            if a != person.dead {
                 (Verdict::Match, "exact")
             } else {
                 (Verdict::NoMatch, "exact")
@@ -337,11 +392,42 @@ mod tests {
         p
     }
 
+    /// The answers of [`attribute_match`], checked to be those of
+    /// [`attribute_match_record`] over the stored JSON and the home commune.
     fn answer(p: &Person, c: Claims) -> Vec<(&'static str, Verdict, &'static str)> {
-        attribute_match(p, &c)
-            .into_iter()
+        let full = attribute_match(p, &c);
+        let record: MatchRecord = serde_json::from_str(&serde_json::to_string(p).unwrap()).unwrap();
+        let home = p.home_commune();
+        assert_eq!(attribute_match_record(&record, home.as_deref(), &c), full);
+        full.into_iter()
             .map(|a| (a.field, a.verdict, a.method))
             .collect()
+    }
+
+    #[test]
+    fn the_match_record_answers_as_the_whole_record_also_for_the_dead() {
+        let mut p = person("001190000001", "Nguyễn", "Văn", "An", "1950-02-03");
+        p.vital_status = dancu_domain::person::VitalStatus::Dead {
+            date_of_death: PartialDate::parse("2020").unwrap(),
+        };
+        for alive in [true, false] {
+            let a = answer(
+                &p,
+                Claims {
+                    name: Some("Nguyen Van An".into()),
+                    date_of_birth: Some("1950-02".into()),
+                    sex: Some(Sex::Female),
+                    commune_code: Some("00007".into()),
+                    alive: Some(alive),
+                },
+            );
+            let want = if alive {
+                Verdict::NoMatch
+            } else {
+                Verdict::Match
+            };
+            assert_eq!(a.last(), Some(&("alive", want, "exact")));
+        }
     }
 
     #[test]

@@ -236,8 +236,8 @@ impl Drop for GroupLog {
     }
 }
 
-/// How long the writer waits for more records before syncing a group, when the last group
-/// showed that callers are arriving together. A sync costs the kernel tens of microseconds of
+/// How long a group takes at least, waiting included, when the last group showed that callers
+/// are arriving together. A sync costs the kernel tens of microseconds of
 /// CPU whatever it carries, so under load a slightly later sync of a larger group costs far less
 /// than many small ones (as PostgreSQL's `commit_delay`); a lone caller is never delayed.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
@@ -245,12 +245,15 @@ const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
 /// The writer thread: one group per turn, every record waiting (up to [`MAX_GROUP`]).
 fn write_groups(log: &Mutex<AuditLog>, rx: &std::sync::mpsc::Receiver<(AuditRecord, Ack)>) {
     let mut busy = false;
+    let mut last_write = std::time::Duration::ZERO;
     while let Ok(first) = rx.recv() {
-        if busy {
+        if busy && last_write < GATHER {
             // Asleep rather than waiting on the channel, so that callers handing records over
-            // meanwhile need not wake this thread one by one.
-            std::thread::sleep(GATHER);
+            // meanwhile need not wake this thread one by one. A slow disk gathers groups by
+            // itself: then the writer does not wait at all.
+            std::thread::sleep(GATHER - last_write);
         }
+        let started = std::time::Instant::now();
         let mut records = vec![first.0];
         let mut acks = vec![first.1];
         while records.len() < MAX_GROUP {
@@ -265,6 +268,7 @@ fn write_groups(log: &Mutex<AuditLog>, rx: &std::sync::mpsc::Receiver<(AuditReco
             .max()
             .unwrap_or_else(Utc::now);
         let mut results = lock(log).append_group(&records, now).into_iter();
+        last_write = started.elapsed();
         for ack in acks {
             // A caller that gave up waiting is no longer there to answer.
             let _ = ack.send(results.next().unwrap_or_else(|| Err(stopped())));

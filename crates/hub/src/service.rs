@@ -887,8 +887,19 @@ impl Hub {
             &fields,
             None,
             |_| {
-                let p = self.person(&pid)?;
-                Ok((matching::attribute_match(&p, claims), None))
+                // Only the compared fields are decoded; the home commune is stored beside
+                // the record.
+                let (json, home) = self
+                    .store
+                    .person_json(&pid)
+                    .map_err(internal)?
+                    .ok_or(HubError::PersonNotFound)?;
+                let record: matching::MatchRecord =
+                    serde_json::from_str(&json).map_err(internal)?;
+                Ok((
+                    matching::attribute_match_record(&record, home.as_deref(), claims),
+                    None,
+                ))
             },
         )
     }
