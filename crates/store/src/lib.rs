@@ -432,10 +432,15 @@ impl<'a> Importer<'a> {
 pub const SCHEMA_VERSION: u32 = 2;
 
 fn check_schema_version(found: &str) -> Result<()> {
+    check_schema_version_upto(found, SCHEMA_VERSION)
+}
+
+/// [`check_schema_version`] for a backend whose newest layout is `newest`.
+fn check_schema_version_upto(found: &str, newest: u32) -> Result<()> {
     match found.parse::<u32>() {
-        Ok(v) if v <= SCHEMA_VERSION => Ok(()),
+        Ok(v) if v <= newest => Ok(()),
         Ok(v) => Err(StoreError::Backend(format!(
-            "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}: use a newer dancu"
+            "the database has schema version {v}, newer than this build's {newest}: use a newer dancu"
         ))),
         Err(_) => Err(StoreError::Backend(format!(
             "unreadable schema version {found:?} in the meta table"

@@ -9,6 +9,10 @@
 //!   few pages each commit changes; when another connection has the file open (a running
 //!   server), leaving WAL mode fails and the caller falls back to the ordinary path;
 //! - drops the secondary indexes and builds them by sorting at the end, inside one transaction;
+//! - writes each record once: in the person's `record_imported` event, with an empty `data`
+//!   in the projection row that reads fall back from to the event until the person's first
+//!   change (see "Stored records" in [`crate::sqlite`]); the projection table then holds only
+//!   the short index columns, so building its three indexes scans a small table;
 //! - encodes records on a second thread while this one inserts;
 //! - keeps the ID numbers loaded so far in memory to refuse duplicates (the unique index is
 //!   not there to do it).
@@ -20,7 +24,8 @@
 //! never left without them for ordinary use.
 
 use crate::sqlite::{
-    BULK_INDEX_NAMES, BULK_INDEXES, SqliteStore, db, insert_households, reader_pool, ts,
+    BULK_INDEX_NAMES, BULK_INDEXES, IMPORTED_PREFIX, SqliteStore, db, insert_households,
+    reader_pool, ts,
 };
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -54,21 +59,22 @@ struct Encoded {
     line: u64,
     id: PersonalId,
     index: PersonIndex,
-    data: String,
+    /// The import event's change, holding the record: the only copy of it.
     change: String,
 }
 
 fn encode(row: &ImportRow) -> Result<Encoded> {
-    let data = to_json(&row.person)?;
-    let mut change = String::with_capacity(data.len() + 40);
-    change.push_str(r#"{"type":"record_imported","record":"#);
-    change.push_str(&data);
-    change.push('}');
+    let mut change = Vec::with_capacity(1024);
+    change.extend_from_slice(IMPORTED_PREFIX.as_bytes());
+    serde_json::to_writer(&mut change, &row.person)
+        .map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+    change.push(b'}');
+    let change = String::from_utf8(change)
+        .map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
     Ok(Encoded {
         line: row.line,
         id: row.person.id,
         index: PersonIndex::of(&row.person),
-        data,
         change,
     })
 }
@@ -231,7 +237,7 @@ impl BulkLoad for SqliteBulk<'_> {
             let mut ins_person = tx
                 .prepare_cached(
                     "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
-                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, '')",
                 )
                 .map_err(db)?;
             let mut ins_event = tx
@@ -255,8 +261,7 @@ impl BulkLoad for SqliteBulk<'_> {
                             ix.birth_year,
                             ix.commune,
                             ix.province,
-                            ix.alive,
-                            e.data
+                            ix.alive
                         ])
                         .map_err(db)?;
                     stream.clear();
@@ -474,7 +479,97 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(v, "2");
+        assert_eq!(v, "3");
         assert_eq!(index_count(&path), 4);
+    }
+
+    #[test]
+    fn a_bulk_loaded_record_is_stored_once_and_reads_the_same_on_every_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let mut importer = Importer::new(&store, "x", &meta()).unwrap();
+        assert!(importer.is_bulk());
+        importer.people(&rows(0, 20)).unwrap();
+        importer.finish().unwrap();
+        // The projection rows refer to the import events.
+        let c = Connection::open(&path).unwrap();
+        let empty: i64 = c
+            .query_row("SELECT count(*) FROM persons WHERE data = ''", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(empty, 20);
+        drop(c);
+        let p = person(7);
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(store.person(&p.id).unwrap(), Some(p.clone()));
+        assert_eq!(
+            store.person_json(&p.id).unwrap(),
+            Some((json.clone(), p.home_commune()))
+        );
+        assert_eq!(
+            store.persons(&[person(3).id, p.id]).unwrap(),
+            vec![person(3), p.clone()]
+        );
+        let q = SearchQuery {
+            name_key: PersonIndex::of(&p).name_key,
+            prefix: false,
+            birth_year: None,
+            commune: None,
+            province: None,
+            limit: 5,
+        };
+        let found = store.search_json(&q).unwrap();
+        assert_eq!(found.len(), 5);
+        assert_eq!(
+            found[0],
+            (person(0).id, serde_json::to_string(&person(0)).unwrap())
+        );
+        assert_eq!(store.search(&q).unwrap()[1], person(1));
+        assert_eq!(
+            store.persons_after(Some(&person(5).id), 2).unwrap(),
+            vec![person(6), p.clone()]
+        );
+        let commune = p.home_commune().unwrap();
+        assert_eq!(
+            store
+                .people_of_commune(&commune, Some(&person(6).id), 1)
+                .unwrap(),
+            vec![p.clone()]
+        );
+        // The first change writes the whole record into the projection; the event keeps the
+        // imported one, so history still reads it.
+        let mut changed = p.clone();
+        changed.version = 2;
+        changed.religion = "Phật giáo".into();
+        store
+            .commit(&Commit {
+                meta: meta(),
+                appends: vec![Append::Person {
+                    expected: 1,
+                    change: PersonChange::DivorceRegistered {
+                        on: chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap(),
+                    },
+                    state: changed.clone(),
+                }],
+                idempotency: None,
+            })
+            .unwrap();
+        assert_eq!(store.person(&p.id).unwrap(), Some(changed.clone()));
+        assert_eq!(
+            store.person_json(&p.id).unwrap().unwrap().0,
+            serde_json::to_string(&changed).unwrap()
+        );
+        let events = store.events(&StreamId::Person(p.id), None).unwrap();
+        assert_eq!(events.len(), 2);
+        let first: PersonChange = serde_json::from_value(events[0].change.clone()).unwrap();
+        assert_eq!(
+            first,
+            PersonChange::RecordImported {
+                record: Box::new(p.clone())
+            }
+        );
+        assert_eq!(store.person(&person(8).id).unwrap(), Some(person(8)));
     }
 }
