@@ -466,14 +466,47 @@ pub(crate) struct PersonIndex {
     pub(crate) alive: bool,
 }
 
+/// The 2025 commune and province of a commune code of some scheme.
+type HomeUnits = (Option<String>, Option<String>);
+
+fn home_units(address: &dancu_domain::admin::Address) -> HomeUnits {
+    let commune = address.current_commune_code();
+    let province = commune.as_deref().and_then(|c| {
+        dancu_domain::admin::AdminUnits::get()
+            .commune(dancu_domain::admin::Scheme::Y2025, c)
+            .map(|c| c.province_code.to_owned())
+    });
+    (commune, province)
+}
+
+/// Remembers [`home_units`] by scheme and commune code (all they depend on), for loads that
+/// index many people of the same communes.
+#[derive(Debug, Default)]
+pub(crate) struct HomeUnitsCache(
+    std::collections::HashMap<(dancu_domain::admin::Scheme, String), HomeUnits>,
+);
+
 impl PersonIndex {
     pub(crate) fn of(p: &Person) -> Self {
-        let commune = p.home_commune();
-        let province = commune.as_deref().and_then(|c| {
-            dancu_domain::admin::AdminUnits::get()
-                .commune(dancu_domain::admin::Scheme::Y2025, c)
-                .map(|c| c.province_code.to_owned())
-        });
+        Self::with_units(p, home_units(p.home_address()))
+    }
+
+    /// [`PersonIndex::of`], looking the home commune up through `cache`.
+    pub(crate) fn of_cached(p: &Person, cache: &mut HomeUnitsCache) -> Self {
+        let address = p.home_address();
+        let key = (address.scheme, address.commune_code.clone());
+        let units = match cache.0.get(&key) {
+            Some(units) => units.clone(),
+            None => {
+                let units = home_units(address);
+                cache.0.insert(key, units.clone());
+                units
+            }
+        };
+        Self::with_units(p, units)
+    }
+
+    fn with_units(p: &Person, (commune, province): HomeUnits) -> Self {
         Self {
             name_key: p.name.match_key(),
             birth_year: p.date_of_birth.year(),
