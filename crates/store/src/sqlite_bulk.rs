@@ -211,6 +211,11 @@ impl<'a> SqliteBulk<'a> {
             .pragma_update(None, "cache_size", -4_000)
             .map_err(db)?;
         self.conn.pragma_update(None, "threads", 4).map_err(db)?;
+        // Each build scans its whole table: read it through a mapping rather than copying
+        // every page out of the kernel (about half the build's system time).
+        self.conn
+            .pragma_update(None, "mmap_size", 1_i64 << 40)
+            .map_err(db)?;
         let tx = self.conn.transaction().map_err(db)?;
         tx.execute_batch(BULK_INDEXES).map_err(db)?;
         tx.execute("DELETE FROM meta WHERE key = 'bulk_load'", [])
@@ -238,6 +243,7 @@ impl<'a> SqliteBulk<'a> {
             .pragma_update(None, "cache_size", -256_000)
             .map_err(db)?;
         self.conn.pragma_update(None, "threads", 0).map_err(db)?;
+        self.conn.pragma_update(None, "mmap_size", 0).map_err(db)?;
         self.finished = true;
         Ok(())
     }
