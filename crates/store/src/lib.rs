@@ -428,7 +428,9 @@ impl<'a> Importer<'a> {
 /// Version of the database layout this build writes. Stored in the `meta` table on first open;
 /// a database written by a newer build is refused rather than misread, and an older one is
 /// migrated step by step on open. Version 2 moved SQLite's person and event keys into separate
-/// indexes, so that a bulk load can build them at the end.
+/// indexes, so that a bulk load can build them at the end. SQLite's layout has gone on to
+/// version 3 (`sqlite::SQLITE_SCHEMA_VERSION`: bulk-loaded records stored once); PostgreSQL's
+/// is this one.
 pub const SCHEMA_VERSION: u32 = 2;
 
 fn check_schema_version(found: &str) -> Result<()> {

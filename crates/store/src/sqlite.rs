@@ -15,6 +15,9 @@
 //! load writes each record once. Every read of `persons.data` goes through `person_data!` and
 //! [`record_text`], which hand back the same JSON text either way; the person's first change
 //! writes the whole new record into `data` as usual, and the event keeps the imported one.
+//! Reading such a person costs one more index lookup (the event by stream and version): in one
+//! run at 1M people, about 4% fewer get-person requests per second over HTTP and ~15% fewer name
+//! searches (each result row is looked up) than with the record in both rows.
 //! Schema version 3 ([`SQLITE_SCHEMA_VERSION`]) marks databases that may hold such rows, so
 //! that an older build refuses them instead of failing on an empty record; databases of
 //! versions 1 and 2 (always plain JSON) are read as they are.
@@ -123,11 +126,12 @@ pub(crate) fn record_text(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Resul
             rusqlite::types::Type::Null,
         ));
     };
-    if let Some(record) = change
-        .strip_prefix(IMPORTED_PREFIX)
-        .and_then(|r| r.strip_suffix('}'))
-    {
-        return Ok(record.to_owned());
+    if change.starts_with(IMPORTED_PREFIX) && change.ends_with('}') {
+        // Cut the wrapper off in place rather than copying the record out.
+        let mut record = change;
+        record.truncate(record.len() - 1);
+        record.drain(..IMPORTED_PREFIX.len());
+        return Ok(record);
     }
     // Not the layout the bulk load writes: decode it the long way.
     match serde_json::from_str::<PersonChange>(&change) {

@@ -530,6 +530,41 @@ mod tests {
     }
 
     #[test]
+    fn a_record_by_reference_reads_from_an_import_event_of_another_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let store = SqliteStore::open(&path).unwrap();
+        let p = person(4);
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "INSERT INTO persons (id, version, name_key, birth_year, alive, data)
+             VALUES (?1, 1, 'do anh', 1997, 1, '')",
+            [p.id.as_str()],
+        )
+        .unwrap();
+        // Fields in another order than the bulk load writes them.
+        c.execute(
+            "INSERT INTO events (stream, version, kind, at, meta, change)
+             VALUES (?1, 1, 'record_imported', '2026-01-01T00:00:00.000000Z', ?2, ?3)",
+            params![
+                format!("p:{}", p.id),
+                serde_json::to_string(&meta()).unwrap(),
+                format!(
+                    r#"{{"record":{},"type":"record_imported"}}"#,
+                    serde_json::to_string(&p).unwrap()
+                )
+            ],
+        )
+        .unwrap();
+        drop(c);
+        assert_eq!(store.person(&p.id).unwrap(), Some(p.clone()));
+        assert_eq!(
+            store.person_json(&p.id).unwrap().unwrap().0,
+            serde_json::to_string(&p).unwrap()
+        );
+    }
+
+    #[test]
     fn a_bulk_loaded_record_is_stored_once_and_reads_the_same_on_every_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.sqlite3");
