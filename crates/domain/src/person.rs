@@ -292,12 +292,16 @@ impl Person {
     /// permanent residence is, else the temporary one, else where the birth was registered.
     /// `None` when a legacy address maps to several new communes and none can be chosen.
     pub fn home_commune(&self) -> Option<String> {
-        let addr = self
-            .permanent_residence
+        self.home_address().current_commune_code()
+    }
+
+    /// The address [`Person::home_commune`] is taken from: the permanent residence, else the
+    /// temporary one, else where the birth was registered.
+    pub fn home_address(&self) -> &crate::admin::Address {
+        self.permanent_residence
             .as_ref()
             .or(self.temporary_residence.as_ref())
             .map(|r| &r.address)
-            .unwrap_or(&self.birth_registration);
-        addr.current_commune_code()
+            .unwrap_or(&self.birth_registration)
     }
 }

@@ -428,14 +428,21 @@ impl<'a> Importer<'a> {
 /// Version of the database layout this build writes. Stored in the `meta` table on first open;
 /// a database written by a newer build is refused rather than misread, and an older one is
 /// migrated step by step on open. Version 2 moved SQLite's person and event keys into separate
-/// indexes, so that a bulk load can build them at the end.
+/// indexes, so that a bulk load can build them at the end. SQLite's layout has gone on to
+/// version 3 (`sqlite::SQLITE_SCHEMA_VERSION`: bulk-loaded records stored once); PostgreSQL's
+/// is this one.
 pub const SCHEMA_VERSION: u32 = 2;
 
 fn check_schema_version(found: &str) -> Result<()> {
+    check_schema_version_upto(found, SCHEMA_VERSION)
+}
+
+/// [`check_schema_version`] for a backend whose newest layout is `newest`.
+fn check_schema_version_upto(found: &str, newest: u32) -> Result<()> {
     match found.parse::<u32>() {
-        Ok(v) if v <= SCHEMA_VERSION => Ok(()),
+        Ok(v) if v <= newest => Ok(()),
         Ok(v) => Err(StoreError::Backend(format!(
-            "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}: use a newer dancu"
+            "the database has schema version {v}, newer than this build's {newest}: use a newer dancu"
         ))),
         Err(_) => Err(StoreError::Backend(format!(
             "unreadable schema version {found:?} in the meta table"
@@ -461,14 +468,47 @@ pub(crate) struct PersonIndex {
     pub(crate) alive: bool,
 }
 
+/// The 2025 commune and province of a commune code of some scheme.
+type HomeUnits = (Option<String>, Option<String>);
+
+fn home_units(address: &dancu_domain::admin::Address) -> HomeUnits {
+    let commune = address.current_commune_code();
+    let province = commune.as_deref().and_then(|c| {
+        dancu_domain::admin::AdminUnits::get()
+            .commune(dancu_domain::admin::Scheme::Y2025, c)
+            .map(|c| c.province_code.to_owned())
+    });
+    (commune, province)
+}
+
+/// Remembers [`home_units`] by scheme and commune code (all they depend on), for loads that
+/// index many people of the same communes.
+#[derive(Debug, Default)]
+pub(crate) struct HomeUnitsCache(
+    std::collections::HashMap<(dancu_domain::admin::Scheme, String), HomeUnits>,
+);
+
 impl PersonIndex {
     pub(crate) fn of(p: &Person) -> Self {
-        let commune = p.home_commune();
-        let province = commune.as_deref().and_then(|c| {
-            dancu_domain::admin::AdminUnits::get()
-                .commune(dancu_domain::admin::Scheme::Y2025, c)
-                .map(|c| c.province_code.to_owned())
-        });
+        Self::with_units(p, home_units(p.home_address()))
+    }
+
+    /// [`PersonIndex::of`], looking the home commune up through `cache`.
+    pub(crate) fn of_cached(p: &Person, cache: &mut HomeUnitsCache) -> Self {
+        let address = p.home_address();
+        let key = (address.scheme, address.commune_code.clone());
+        let units = match cache.0.get(&key) {
+            Some(units) => units.clone(),
+            None => {
+                let units = home_units(address);
+                cache.0.insert(key, units.clone());
+                units
+            }
+        };
+        Self::with_units(p, units)
+    }
+
+    fn with_units(p: &Person, (commune, province): HomeUnits) -> Self {
         Self {
             name_key: p.name.match_key(),
             birth_year: p.date_of_birth.year(),
