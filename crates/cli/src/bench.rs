@@ -331,7 +331,7 @@ fn bench_import_sqlite(
             "people_per_second": round(n / import_secs, 0),
             "bare_insert_rows_per_second": round(n / bare_secs, 0),
             "ratio_to_bare_insert": round(bare_secs / import_secs, 3),
-            "what": "per person: validated record serialized, projection row with name/birth-year/commune indexes, event row; households loaded separately and not counted",
+            "what": "per person: validated record serialized once into its record_imported event, projection row with the name/birth-year/commune index columns referring to that event until the first change; households loaded separately and not counted",
             "target_people_per_second": 200_000,
         }),
     ))
