@@ -24,12 +24,13 @@
 //! never left without them for ordinary use.
 
 use crate::sqlite::{
-    BULK_INDEX_NAMES, BULK_INDEXES, IMPORTED_PREFIX, SqliteStore, db, insert_households,
-    reader_pool, ts,
+    BULK_INDEX_NAMES, BULK_INDEXES, IMPORTED_PREFIX, RECORD_REF, SqliteStore, db,
+    insert_households, reader_pool, ts,
 };
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::sync::MutexGuard;
 
 /// Records are encoded in chunks of this many on the helper thread.
@@ -283,7 +284,7 @@ impl BulkLoad for SqliteBulk<'_> {
             let mut ins_person = tx
                 .prepare_cached(
                     "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
-                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, '')",
+                     VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(db)?;
             let mut ins_event = tx
@@ -293,6 +294,7 @@ impl BulkLoad for SqliteBulk<'_> {
                 )
                 .map_err(db)?;
             let mut stream = String::with_capacity(14);
+            let mut reference = String::with_capacity(21);
             for chunk in recv {
                 for e in chunk? {
                     if !seen.insert(e.id) {
@@ -300,6 +302,16 @@ impl BulkLoad for SqliteBulk<'_> {
                         continue;
                     }
                     let ix = &e.index;
+                    // The event first, so that the projection row can name it by seq: a read
+                    // then goes straight to the event's row, not through the stream index.
+                    stream.clear();
+                    stream.push_str("p:");
+                    stream.push_str(e.id.as_str());
+                    ins_event
+                        .execute(params![stream, at, meta_json, e.change])
+                        .map_err(db)?;
+                    reference.clear();
+                    let _ = write!(reference, "{RECORD_REF}{}", tx.last_insert_rowid());
                     ins_person
                         .execute(params![
                             e.id.as_str(),
@@ -307,14 +319,9 @@ impl BulkLoad for SqliteBulk<'_> {
                             ix.birth_year,
                             ix.commune,
                             ix.province,
-                            ix.alive
+                            ix.alive,
+                            reference
                         ])
-                        .map_err(db)?;
-                    stream.clear();
-                    stream.push_str("p:");
-                    stream.push_str(e.id.as_str());
-                    ins_event
-                        .execute(params![stream, at, meta_json, e.change])
                         .map_err(db)?;
                 }
             }
@@ -573,14 +580,17 @@ mod tests {
         assert!(importer.is_bulk());
         importer.people(&rows(0, 20)).unwrap();
         importer.finish().unwrap();
-        // The projection rows refer to the import events.
+        // The projection rows refer to the import events by their seq.
         let c = Connection::open(&path).unwrap();
-        let empty: i64 = c
-            .query_row("SELECT count(*) FROM persons WHERE data = ''", [], |r| {
-                r.get(0)
-            })
+        let referring: i64 = c
+            .query_row(
+                "SELECT count(*) FROM persons p JOIN events e
+                   ON p.data = '#' || e.seq AND e.stream = 'p:' || p.id AND e.version = 1",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
-        assert_eq!(empty, 20);
+        assert_eq!(referring, 20);
         drop(c);
         let p = person(7);
         let json = serde_json::to_string(&p).unwrap();
