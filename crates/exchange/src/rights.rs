@@ -276,6 +276,13 @@ impl TokenBucket {
         }
     }
 
+    /// Takes the token of a call served at `at` (replayed from the log), even from an empty
+    /// bucket: it was served.
+    pub fn take_past(&mut self, at: DateTime<Utc>) {
+        self.refill(at);
+        self.milli_tokens = self.milli_tokens.saturating_sub(1000);
+    }
+
     /// Takes one call if allowed.
     pub fn take(&mut self, now: DateTime<Utc>) -> Result<(), u64> {
         self.check(now)?;
@@ -373,8 +380,14 @@ pub struct Limits {
 impl Limits {
     /// Counts against `right`'s quota a call it allowed at `at`, as read back from the exchange
     /// log, so that a restart does not hand out the period's quota again.
+    /// Calls are handed over oldest first; each also takes its token from the rate bucket as
+    /// at its own time, so that a restart does not hand out a fresh burst either.
     pub fn count_past(&mut self, right: &AccessRight, at: DateTime<Utc>, now: DateTime<Utc>) {
-        if let (_, Some(q)) = self.for_right(right) {
+        let (bucket, quota) = self.for_right(right);
+        if let Some(b) = bucket {
+            b.take_past(at);
+        }
+        if let Some(q) = quota {
             q.count_past(at, now);
         }
     }
@@ -740,5 +753,29 @@ mod tests {
         assert_eq!(b.take(t + TimeDelta::milliseconds(100)), Err(150));
         assert!(b.take(t + TimeDelta::milliseconds(250)).is_ok());
         assert!(b.take(t - TimeDelta::seconds(10)).is_err());
+    }
+
+    #[test]
+    fn a_bucket_rebuilt_from_past_calls_is_as_the_live_one_left_it() {
+        let rate = Rate {
+            per_second: 2,
+            burst: 3,
+        };
+        let t = t0();
+        let calls = [0, 100, 200, 900];
+        let mut live = TokenBucket::new(rate);
+        let mut rebuilt = TokenBucket::new(rate);
+        for ms in calls {
+            let at = t + TimeDelta::milliseconds(ms);
+            assert!(live.take(at).is_ok());
+            rebuilt.take_past(at);
+        }
+        // 3 tokens, less 4 taken, plus 0.95 s at 2 a second: 0.9 of a token, 50 ms short.
+        let now = t + TimeDelta::milliseconds(950);
+        assert_eq!(live.check(now), Err(50));
+        assert_eq!(rebuilt.check(now), Err(50));
+        // A call served past an empty bucket (counted from the log) leaves it empty, not less.
+        rebuilt.take_past(now);
+        assert_eq!(rebuilt.check(now), Err(500));
     }
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
     let config: HubConfig = serde_json::from_value(json!({
         "members": [{"id": "bank-a", "name": "A", "class": "bank",
-                     "subsystems": [{"id": "small", "keys": []}, {"id": "big", "keys": []}]}],
+                     "subsystems": [{"id": "small", "keys": []}, {"id": "big", "keys": []},
+                                    {"id": "burst", "keys": []}]}],
         "rights": [
             {"id": "r-small", "org": "bank-a", "subsystem": "small", "service": "verify_attributes",
              "fields": ["sex"], "purpose": "account_opening", "legal_basis": "test",
@@ -26,6 +27,10 @@ fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
              "fields": ["sex"], "purpose": "account_opening", "legal_basis": "test",
              "requires_consent": false, "requires_end_user": false,
              "requires_case_reference": false, "quota": {"limit": 1000, "period": "month"}},
+            {"id": "r-burst", "org": "bank-a", "subsystem": "burst", "service": "verify_attributes",
+             "fields": ["sex"], "purpose": "account_opening", "legal_basis": "test",
+             "requires_consent": false, "requires_end_user": false,
+             "requires_case_reference": false, "rate": {"per_second": 1, "burst": 2}},
         ],
     }))
     .unwrap();
@@ -134,4 +139,42 @@ fn a_used_up_quota_stays_used_up_after_a_restart_until_the_period_ends() {
     );
     let used = hub.quota_used("bank-a", "big", "verify_attributes", "account_opening");
     assert_eq!(used, Some(6));
+}
+
+#[test]
+fn a_restart_hands_out_no_fresh_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 14, 3, 0, 0).unwrap(),
+    ));
+    let hub = open(dir.path(), clock.clone());
+    for _ in 0..2 {
+        assert_eq!(
+            call(&hub, "burst", "account_opening").unwrap_err(),
+            "person_not_found"
+        );
+    }
+    assert_eq!(
+        call(&hub, "burst", "account_opening").unwrap_err(),
+        "rate_limited"
+    );
+    drop(hub);
+    // Restarted at the same instant: the burst is still spent.
+    let hub = open(dir.path(), clock.clone());
+    assert_eq!(
+        call(&hub, "burst", "account_opening").unwrap_err(),
+        "rate_limited"
+    );
+    drop(hub);
+    // A second later one token has come back, and only one.
+    clock.advance(Duration::seconds(1));
+    let hub = open(dir.path(), clock.clone());
+    assert_eq!(
+        call(&hub, "burst", "account_opening").unwrap_err(),
+        "person_not_found"
+    );
+    assert_eq!(
+        call(&hub, "burst", "account_opening").unwrap_err(),
+        "rate_limited"
+    );
 }

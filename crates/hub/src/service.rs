@@ -365,21 +365,34 @@ pub struct Hub {
 /// The quota counters as the exchange log shows them: every call a right with a quota allowed
 /// (served, or failed after it was allowed) in the current month, Vietnam time, counted against
 /// that right under the same key the calls use, so a restart hands out no quota twice. Rate
-/// buckets start full again (they refill within seconds anyway).
+/// buckets are rebuilt the same way from the calls recent enough to weigh on them, so a
+/// restart hands out no fresh burst either.
 fn quota_usage(
     config: &HubConfig,
     audit_dir: &Path,
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, Limits>, String> {
     let mut limits: HashMap<String, Limits> = HashMap::new();
-    if !config.rights.iter().any(|r| r.quota.is_some()) {
+    let quotas = config.rights.iter().any(|r| r.quota.is_some());
+    // A rate bucket refills from empty within burst / rate seconds: only calls that recent
+    // still weigh on it.
+    let refill = config
+        .rights
+        .iter()
+        .filter_map(|r| r.rate)
+        .map(|r| i64::from(r.burst) / i64::from(r.per_second.max(1)) + 1)
+        .max();
+    let since = if quotas {
+        let month = vietnam_date(now).with_day(1).unwrap_or(vietnam_date(now));
+        month
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc() - chrono::TimeDelta::hours(7))
+            .unwrap_or(now)
+    } else if let Some(secs) = refill {
+        now - chrono::TimeDelta::seconds(secs)
+    } else {
         return Ok(limits);
-    }
-    let month = vietnam_date(now).with_day(1).unwrap_or(vietnam_date(now));
-    let since = month
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc() - chrono::TimeDelta::hours(7))
-        .unwrap_or(now);
+    };
     let entries = crate::audit::read_entries_since(audit_dir, since).map_err(|e| e.to_string())?;
     for e in entries {
         let r = &e.record;
@@ -396,7 +409,7 @@ fn quota_usage(
         ) else {
             continue;
         };
-        if right.quota.is_none() {
+        if right.quota.is_none() && right.rate.is_none() {
             continue;
         }
         let key = format!(
