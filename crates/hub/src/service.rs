@@ -724,39 +724,30 @@ impl Hub {
         consent_id: Option<&str>,
         work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
     ) -> Result<(T, u64), HubError> {
-        self.exchange_start(client, meta, service, person, fields, consent_id, work)
+        self.submit(self.decide_exchange(client, meta, service, person, fields, consent_id, work))
             .wait()
     }
 
-    /// Decides an exchange and does its work, then hands its log record to the writer
-    /// without waiting: the outcome is released once the record is durable.
-    #[allow(clippy::too_many_arguments)]
-    fn exchange_start<T>(
+    /// Hands the record of a decided exchange to the log writer without waiting: the outcome
+    /// is released once the record is durable. Nothing is logged for an exchange that failed
+    /// before anything was decided.
+    fn submit<T>(
         &self,
-        client: &Client,
-        meta: &CallMeta,
-        service: &str,
-        person: Option<&str>,
-        fields: &[String],
-        consent_id: Option<&str>,
-        work: impl FnOnce(&Grant) -> Result<(T, Option<String>), HubError>,
+        decided: Result<(Result<T, HubError>, AuditRecord), HubError>,
     ) -> Pending<T> {
-        match self.exchange_inner(client, meta, service, person, fields, consent_id, work) {
+        match decided {
             Ok((outcome, record)) => Pending {
                 outcome,
                 receipt: Some(self.audit.submit(record)),
             },
-            Err(e) => Pending {
-                outcome: Err(e),
-                receipt: None,
-            },
+            Err(e) => Pending::failed(e),
         }
     }
 
     /// The outcome of an exchange and the record to log for it; `Err` when it failed before
     /// anything was decided (nothing to log).
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    fn exchange_inner<T>(
+    fn decide_exchange<T>(
         &self,
         client: &Client,
         meta: &CallMeta,
@@ -892,7 +883,7 @@ impl Hub {
             Ok(f) => f,
             Err(e) => return Pending::failed(e),
         };
-        self.exchange_start(
+        self.submit(self.decide_exchange(
             client,
             meta,
             SERVICE_VERIFY_ATTRIBUTES,
@@ -914,7 +905,7 @@ impl Hub {
                     None,
                 ))
             },
-        )
+        ))
     }
 
     /// CMND → personal ID: one ID only when exactly one holder fits the claimed name (and date
