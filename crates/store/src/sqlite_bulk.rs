@@ -29,42 +29,16 @@ use crate::sqlite::{
 };
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::MutexGuard;
 
 /// Records are encoded in chunks of this many on the helper thread.
 const ENCODE_CHUNK: usize = 1024;
 
-/// A multiply-rotate hash (as rustc's `FxHasher`) for the set of loaded IDs: the keys are
-/// ID numbers from the file being loaded, not chosen by a remote client, and SipHash took a
-/// few percent of the inserting thread.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl IdHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-type IdSet = HashSet<PersonalId, std::hash::BuildHasherDefault<IdHasher>>;
+/// The set of loaded IDs, with rustc's Fx hash: the keys are ID numbers from the file being
+/// loaded, not chosen by a remote client, and SipHash took a few percent of the inserting
+/// thread.
+type IdSet = rustc_hash::FxHashSet<PersonalId>;
 
 /// A bulk load holding the writer connection.
 pub(crate) struct SqliteBulk<'a> {
