@@ -5,30 +5,36 @@
 //! the hottest path there is. Appending a batch of entries is one `write` to the end of
 //! `<name>-access.journal` (one `fdatasync` too under [`Durability::Full`]); nothing else
 //! happens on the request path. The store's upkeep (every half second) syncs the journal and,
-//! once 65,536 entries have gathered or the oldest has waited 30 s, moves them into the
-//! `access_log` table of `<name>-access.sqlite3` (indexed by person) in one transaction that
-//! also records how far the journal is indexed. Person keys are random, so a small batch would
-//! dirty one index page per entry; large batches share pages. Entries not yet indexed are kept
-//! in memory too, so the per-person query sees them at once.
+//! once 65,536 entries have gathered or the oldest has waited 30 s, writes them as one sorted
+//! run file into `<name>-access-runs/` (see [`crate::access_runs`]) and records the run, with
+//! how far the journal is indexed, in one transaction of `<name>-access.sqlite3`. Runs of a
+//! level are merged four at a time into one of the next level by streaming the files, so the
+//! indexing costs a few sequential copies per entry instead of a B-tree insert per entry and
+//! level. Entries not yet indexed are kept in memory too, so the per-person query sees them at
+//! once. (Databases of earlier builds kept runs as tables of the index database; those are
+//! still read, and no longer written.)
 //!
 //! Crash safety: each record carries its length and a checksum, so a record torn by a crash is
-//! recognised and cut off at the next open; the index records the journal's generation and the
-//! offset it reached in the same transaction as the rows, and re-indexing a record is a no-op
-//! (the sequence number is the row's key). When everything is indexed and the journal has
-//! grown past [`ROTATE_AT`], the index first moves to the next generation, then the journal is
-//! emptied: a crash between the two leaves an older, fully indexed journal that the next open
-//! simply empties.
+//! recognised and cut off at the next open; a run file is complete under its name before any
+//! transaction lists it, and a file no transaction lists is removed at the next open. The
+//! index records the journal's generation and the offset it reached in the same transaction as
+//! the run. When everything is indexed and the journal has grown past [`ROTATE_AT`], the index
+//! first moves to the next generation, then the journal is emptied: a crash between the two
+//! leaves an older, fully indexed journal that the next open simply empties. Sequence numbers
+//! continue after the highest the index holds.
 //!
 //! Record layout (little-endian): `len u32 | check u64 | payload`, where `check` is FNV-1a of
 //! the payload and the payload is `seq i64 | at µs i64 | person [12] | actor | purpose |
 //! action`, each string a `u32` length and UTF-8 bytes. The file starts with `DANCUACC` and its
 //! generation (`u64`).
 
+use crate::access_runs::{self, Run, RunWriter};
 use crate::sqlite::Durability;
 use crate::{AccessEntry, Result, StoreError};
 use chrono::{DateTime, Utc};
 use dancu_domain::PersonalId;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -46,7 +52,7 @@ const INDEX_AT: usize = 65_536;
 /// The longest an entry waits for the index.
 const INDEX_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest record accepted when reading back (a longer length field means a torn record).
-const MAX_RECORD: u32 = 1 << 20;
+pub(crate) const MAX_RECORD: u32 = 1 << 20;
 
 /// The schema of the index database.
 pub(crate) const INDEX_SCHEMA: &str = r#"
@@ -57,6 +63,10 @@ CREATE TABLE IF NOT EXISTS access_log (
 CREATE INDEX IF NOT EXISTS access_log_person ON access_log (person, seq);
 CREATE TABLE IF NOT EXISTS access_runs (
     id INTEGER PRIMARY KEY, level INTEGER NOT NULL, entries INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS access_run_files (
+    id INTEGER PRIMARY KEY, level INTEGER NOT NULL, entries INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS access_journal (
     id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL, indexed INTEGER NOT NULL
@@ -125,7 +135,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn decode(payload: &[u8]) -> Option<(i64, AccessEntry)> {
+pub(crate) fn decode(payload: &[u8]) -> Option<(i64, AccessEntry)> {
     let mut c = Cursor(payload);
     let seq = c.i64()?;
     let at = DateTime::<Utc>::from_timestamp_micros(c.i64()?)?;
@@ -194,8 +204,8 @@ pub(crate) struct AccessJournal {
     durability: Durability,
     file: Mutex<JournalFile>,
     pending: Mutex<Pending>,
-    /// The index database's writer (also used for queries).
-    index: Mutex<Connection>,
+    /// The index database's writer (also used for queries), with the open run files.
+    index: Mutex<Index>,
     /// Held through an upkeep, so that two never interleave.
     upkeep: Mutex<()>,
 }
@@ -222,62 +232,80 @@ fn write_header(file: &mut File, path: &Path, generation: u64) -> Result<()> {
 /// Runs merged into one of the next level once this many share a level.
 const MERGE_FANOUT: usize = 4;
 
+/// Name of a run table of the earlier layout (runs as tables of the index database). Such runs
+/// are still read, and no longer written or merged.
 fn run_table(id: i64) -> String {
     format!("access_run_{id}")
 }
 
-/// Writes a batch of entries as a new sorted run and records how far the journal is indexed,
-/// in one transaction.
+/// The index database with the run files open so far.
+struct Index {
+    conn: Connection,
+    dir: PathBuf,
+    open: HashMap<i64, Run>,
+}
+
+impl Index {
+    fn run(&mut self, id: i64) -> Result<&Run> {
+        if !self.open.contains_key(&id) {
+            let run = Run::open(access_runs::run_path(&self.dir, id))?;
+            self.open.insert(id, run);
+        }
+        self.open
+            .get(&id)
+            .ok_or_else(|| StoreError::Backend("access-log run vanished".into()))
+    }
+}
+
+/// Writes a batch of entries as a new sorted run file, then records it and how far the journal
+/// is indexed in one transaction. A crash in between leaves a file that no transaction lists,
+/// removed at the next open.
 fn index_rows(
-    conn: &mut Connection,
+    index: &mut Index,
     rows: &[(i64, AccessEntry)],
     generation: u64,
     indexed: u64,
 ) -> Result<()> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(db)?;
-    if !rows.is_empty() {
-        // In key order, the run's B-tree grows at its right edge: every page written once.
+    let run = if rows.is_empty() {
+        None
+    } else {
         let mut order: Vec<&(i64, AccessEntry)> = rows.iter().collect();
-        // ID digits are ASCII, so their byte order is the index's text order.
+        // ID digits are ASCII, so their byte order is the order of the IDs.
         order.sort_unstable_by_key(|r| (r.1.person, r.0));
-        let id: i64 = tx
+        let id: i64 = index
+            .conn
             .query_row(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM access_runs",
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM access_run_files",
                 [],
                 |r| r.get(0),
             )
             .map_err(db)?;
-        let table = run_table(id);
-        tx.execute_batch(&format!(
-            "CREATE TABLE {table} (person TEXT NOT NULL, seq INTEGER NOT NULL, actor TEXT NOT NULL, \
-             at TEXT NOT NULL, purpose TEXT NOT NULL, action TEXT NOT NULL, \
-             PRIMARY KEY (person, seq)) WITHOUT ROWID"
-        ))
-        .map_err(db)?;
-        {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "INSERT OR IGNORE INTO {table} (person, seq, actor, at, purpose, action) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                ))
-                .map_err(db)?;
-            for (seq, e) in order {
-                stmt.execute(params![
-                    e.person.as_str(),
-                    seq,
-                    e.actor,
-                    crate::sqlite::ts(&e.at),
-                    e.purpose,
-                    e.action
-                ])
-                .map_err(db)?;
-            }
+        let mut writer = RunWriter::create(&index.dir, id, order.len() as u64)?;
+        let mut record = Vec::with_capacity(128);
+        let mut last_seq = 0;
+        for (seq, e) in order {
+            record.clear();
+            encode(&mut record, *seq, e);
+            let person: &[u8; 12] = e
+                .person
+                .as_str()
+                .as_bytes()
+                .try_into()
+                .map_err(|_| StoreError::Backend("an ID number is not 12 bytes".into()))?;
+            writer.push(person, *seq, &record)?;
+            last_seq = last_seq.max(*seq);
         }
+        writer.finish()?;
+        Some((id, rows.len() as i64, last_seq))
+    };
+    let tx = index
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)?;
+    if let Some((id, entries, last_seq)) = run {
         tx.execute(
-            "INSERT INTO access_runs (id, level, entries) VALUES (?1, 0, ?2)",
-            params![id, rows.len() as i64],
+            "INSERT INTO access_run_files (id, level, entries, last_seq) VALUES (?1, 0, ?2, ?3)",
+            params![id, entries, last_seq],
         )
         .map_err(db)?;
     }
@@ -290,88 +318,130 @@ fn index_rows(
     tx.commit().map_err(db)
 }
 
-/// Merges runs while [`MERGE_FANOUT`] of them share a level, each merge one transaction: the
-/// oldest runs of that level become one run of the next. Each entry is rewritten once per
-/// level, sequentially, and a person's query looks into a few runs per level.
-fn merge_runs(conn: &mut Connection) -> Result<()> {
+/// The oldest [`MERGE_FANOUT`] runs of the lowest level that has that many, with the id the
+/// merged run will take.
+fn merge_plan(conn: &Connection) -> Result<Option<(i64, Vec<i64>, i64)>> {
+    let level: Option<i64> = conn
+        .query_row(
+            "SELECT level FROM access_run_files GROUP BY level HAVING count(*) >= ?1 \
+             ORDER BY level LIMIT 1",
+            [MERGE_FANOUT as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    let Some(level) = level else { return Ok(None) };
+    let runs: Vec<i64> = conn
+        .prepare("SELECT id FROM access_run_files WHERE level = ?1 ORDER BY id LIMIT ?2")
+        .map_err(db)?
+        .query_map(params![level, MERGE_FANOUT as i64], |r| r.get(0))
+        .map_err(db)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db)?;
+    let id: i64 = conn
+        .query_row("SELECT MAX(id) + 1 FROM access_run_files", [], |r| r.get(0))
+        .map_err(db)?;
+    Ok(Some((level, runs, id)))
+}
+
+/// Merges run files while [`MERGE_FANOUT`] of them share a level: the oldest runs of that level
+/// become one run of the next, streamed into a new file without holding the index (queries go
+/// on meanwhile); the switch is one transaction, after which the merged files are removed.
+/// Each entry is rewritten once per level, sequentially.
+fn merge_runs(index: &Mutex<Index>) -> Result<()> {
     loop {
-        let full: Option<i64> = conn
-            .query_row(
-                "SELECT level FROM access_runs GROUP BY level HAVING count(*) >= ?1 \
-                 ORDER BY level LIMIT 1",
-                [MERGE_FANOUT as i64],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(db(e)),
-            })?;
-        let Some(level) = full else { return Ok(()) };
-        let tx = conn
+        let (dir, plan) = {
+            let index = index.lock().unwrap_or_else(|p| p.into_inner());
+            (index.dir.clone(), merge_plan(&index.conn)?)
+        };
+        let Some((level, runs, id)) = plan else {
+            return Ok(());
+        };
+        let inputs = runs
+            .iter()
+            .map(|r| access_runs::run_path(&dir, *r))
+            .collect();
+        let (entries, last_seq) = access_runs::merge(&dir, id, inputs)?;
+        let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = index
+            .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db)?;
-        let runs: Vec<(i64, i64)> = {
-            let mut stmt = tx
-                .prepare(
-                    "SELECT id, entries FROM access_runs WHERE level = ?1 ORDER BY id LIMIT ?2",
-                )
-                .map_err(db)?;
-            stmt.query_map(params![level, MERGE_FANOUT as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(db)?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(db)?
-        };
-        let id: i64 = tx
-            .query_row("SELECT MAX(id) + 1 FROM access_runs", [], |r| r.get(0))
-            .map_err(db)?;
-        let table = run_table(id);
-        let union = runs
-            .iter()
-            .map(|(r, _)| {
-                format!(
-                    "SELECT person, seq, actor, at, purpose, action FROM {}",
-                    run_table(*r)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        tx.execute_batch(&format!(
-            "CREATE TABLE {table} (person TEXT NOT NULL, seq INTEGER NOT NULL, actor TEXT NOT NULL, \
-             at TEXT NOT NULL, purpose TEXT NOT NULL, action TEXT NOT NULL, \
-             PRIMARY KEY (person, seq)) WITHOUT ROWID; \
-             INSERT OR IGNORE INTO {table} SELECT * FROM ({union}) ORDER BY person, seq;"
-        ))
-        .map_err(db)?;
-        for (r, _) in &runs {
-            tx.execute_batch(&format!("DROP TABLE {}", run_table(*r)))
-                .map_err(db)?;
-            tx.execute("DELETE FROM access_runs WHERE id = ?1", [r])
+        for r in &runs {
+            tx.execute("DELETE FROM access_run_files WHERE id = ?1", [r])
                 .map_err(db)?;
         }
-        let entries: i64 = runs.iter().map(|(_, n)| n).sum();
         tx.execute(
-            "INSERT INTO access_runs (id, level, entries) VALUES (?1, ?2, ?3)",
-            params![id, level + 1, entries],
+            "INSERT INTO access_run_files (id, level, entries, last_seq) VALUES (?1, ?2, ?3, ?4)",
+            params![id, level + 1, entries as i64, last_seq],
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
+        // Queries hold the index while they read runs, so none is reading these now.
+        for r in &runs {
+            index.open.remove(r);
+            let path = access_runs::run_path(&dir, *r);
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "could not remove a merged access-log run");
+            }
+        }
     }
+}
+
+/// The highest seq the index holds, over the run files, the runs of the earlier layout and the
+/// table before them: new entries continue after it even when the journal was emptied.
+fn indexed_max_seq(conn: &Connection) -> Result<i64> {
+    let mut max: i64 = conn
+        .query_row(
+            "SELECT max(COALESCE((SELECT MAX(last_seq) FROM access_run_files), 0), \
+                        COALESCE((SELECT MAX(seq) FROM access_log), 0))",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let old: Vec<i64> = conn
+        .prepare("SELECT id FROM access_runs")
+        .map_err(db)?
+        .query_map([], |r| r.get(0))
+        .map_err(db)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db)?;
+    for id in old {
+        let m: Option<i64> = conn
+            .query_row(
+                &format!("SELECT MAX(seq) FROM {}", run_table(id)),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db)?;
+        max = max.max(m.unwrap_or(0));
+    }
+    Ok(max)
 }
 
 impl AccessJournal {
     /// Opens the journal beside `db_path` with its index connection (schema already applied),
     /// indexing whatever an earlier run wrote and did not index.
-    pub(crate) fn open(
-        db_path: &Path,
-        mut index: Connection,
-        durability: Durability,
-    ) -> Result<Self> {
-        index.execute_batch(INDEX_SCHEMA).map_err(db)?;
+    pub(crate) fn open(db_path: &Path, conn: Connection, durability: Durability) -> Result<Self> {
+        conn.execute_batch(INDEX_SCHEMA).map_err(db)?;
+        let dir = access_runs::runs_dir(db_path);
+        std::fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
+        let listed: HashSet<i64> = conn
+            .prepare("SELECT id FROM access_run_files")
+            .map_err(db)?
+            .query_map([], |r| r.get(0))
+            .map_err(db)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db)?;
+        access_runs::remove_strays(&dir, &listed)?;
+        let mut index = Index {
+            conn,
+            dir,
+            open: HashMap::new(),
+        };
         let path = journal_path(db_path);
         let state: Option<(i64, i64)> = index
+            .conn
             .query_row(
                 "SELECT generation, indexed FROM access_journal WHERE id = 1",
                 [],
@@ -397,11 +467,7 @@ impl AccessJournal {
             .map_err(|e| io("reading", &path, e))?;
         let file_gen = (bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC)
             .then(|| u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8])));
-        let max_seq: i64 = index
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM access_log", [], |r| {
-                r.get(0)
-            })
-            .map_err(db)?;
+        let max_seq = indexed_max_seq(&index.conn)?;
         let (generation, len, mut next_seq) = match file_gen {
             // Not yet indexed entries of the current generation (or, if the index was lost, all
             // of a newer one): index them now.
@@ -456,6 +522,16 @@ impl AccessJournal {
             index: Mutex::new(index),
             upkeep: Mutex::new(()),
         })
+    }
+
+    /// The directory of the run files.
+    #[cfg(test)]
+    fn runs_dir(&self) -> PathBuf {
+        self.index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .dir
+            .clone()
     }
 
     /// Whether every append waits for the disk (full durability).
@@ -549,15 +625,15 @@ impl AccessJournal {
         if !rows.is_empty() {
             // The end offset covers entries appended after `rows` were taken: the index may
             // only claim what it holds, so record the offset after the last indexed entry.
-            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-            index_rows(&mut index, &rows[..], generation, end)?;
             {
+                let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+                index_rows(&mut index, &rows[..], generation, end)?;
                 // Cleared under the index lock, so a query never misses entries between the
                 // two.
                 let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
                 p.indexing = Default::default();
             }
-            merge_runs(&mut index)?;
+            merge_runs(&self.index)?;
         }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -588,9 +664,26 @@ impl AccessJournal {
                 .cloned()
                 .collect()
         };
-        let index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-        // The sorted runs, and the table that held the log before the runs (kept as it was).
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let key: &[u8; 12] = person
+            .as_str()
+            .as_bytes()
+            .try_into()
+            .map_err(|_| StoreError::Backend("an ID number is not 12 bytes".into()))?;
+        let files: Vec<i64> = index
+            .conn
+            .prepare_cached("SELECT id FROM access_run_files ORDER BY id")
+            .map_err(db)?
+            .query_map([], |r| r.get(0))
+            .map_err(db)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(db)?;
+        for id in files {
+            index.run(id)?.lookup(key, limit as usize, &mut found)?;
+        }
+        // Runs of the earlier layout, and the table that held the log before any runs.
         let mut tables: Vec<String> = index
+            .conn
             .prepare_cached("SELECT id FROM access_runs ORDER BY id")
             .map_err(db)?
             .query_map([], |r| r.get::<_, i64>(0))
@@ -602,6 +695,7 @@ impl AccessJournal {
         let mut rows = Vec::new();
         for table in tables {
             let mut stmt = index
+                .conn
                 .prepare_cached(&format!(
                     "SELECT seq, actor, at, purpose, action FROM {table} WHERE person = ?1 \
                      ORDER BY seq DESC LIMIT ?2"
@@ -622,6 +716,7 @@ impl AccessJournal {
                 .map_err(db)?;
             rows.extend(got);
         }
+        drop(index);
         for (seq, actor, at, purpose, action) in rows {
             let at = DateTime::parse_from_rfc3339(&at)
                 .map_err(|e| StoreError::Backend(format!("bad timestamp {at}: {e}")))?
@@ -707,7 +802,10 @@ mod tests {
         let levels: Vec<(i64, i64)> = {
             let c = j.index.lock().unwrap();
             let mut stmt = c
-                .prepare("SELECT level, count(*) FROM access_runs GROUP BY level ORDER BY level")
+                .conn
+                .prepare(
+                    "SELECT level, count(*) FROM access_run_files GROUP BY level ORDER BY level",
+                )
                 .unwrap();
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .unwrap()
@@ -716,6 +814,8 @@ mod tests {
         };
         // 21 batches: one run of 16 (level 2), one of 4 (level 1), one of 1 (level 0).
         assert_eq!(levels, [(0, 1), (1, 1), (2, 1)]);
+        // The merged runs' files are gone: three files for three runs.
+        assert_eq!(std::fs::read_dir(j.runs_dir()).unwrap().count(), 3);
         let got = j.query(&A.parse().unwrap(), 100).unwrap();
         let want: Vec<String> = (0..21).rev().map(|n| format!("officer-{n}")).collect();
         assert_eq!(
@@ -802,5 +902,102 @@ mod tests {
         let j = open(dir.path());
         assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 2);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
+    }
+
+    #[test]
+    fn seqs_continue_after_the_journal_was_emptied_and_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1), entry(A, 2)]).unwrap();
+        j.file.lock().unwrap().len = ROTATE_AT;
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        drop(j);
+        // Everything indexed, the journal empty: the next seq comes from the index.
+        let j = open(dir.path());
+        j.append(&[entry(A, 3)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        let got = j.query(&A.parse().unwrap(), 10).unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-3", "officer-2", "officer-1"]
+        );
+    }
+
+    #[test]
+    fn a_run_file_no_transaction_lists_is_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        let runs = j.runs_dir();
+        drop(j);
+        // A crash after a run (or a merge) was written but before its transaction.
+        std::fs::write(runs.join("7.run"), b"half a run").unwrap();
+        std::fs::write(runs.join("8.run.tmp"), b"partial").unwrap();
+        let j = open(dir.path());
+        let names: Vec<String> = std::fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["1.run"]);
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_run_is_reported_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1), entry(B, 2)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        let path = access_runs::run_path(&j.runs_dir(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        drop(j);
+        let j = open(dir.path());
+        // B's record is the last one in the file (keys sorted by person).
+        let err = j.query(&B.parse().unwrap(), 10).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 1);
+        // Merging it fails too, and leaves the run in place.
+        for n in 3..5 {
+            j.append(&[entry(A, n)]).unwrap();
+            j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        }
+        j.append(&[entry(A, 5)]).unwrap();
+        // The fourth run of level 0 starts a merge, which finds the damage.
+        let err = j.upkeep_with(0, std::time::Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert!(path.exists());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn runs_of_the_earlier_layout_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("r-access.sqlite3")).unwrap();
+            c.execute_batch(INDEX_SCHEMA).unwrap();
+            c.execute_batch(
+                "CREATE TABLE access_run_1 (person TEXT NOT NULL, seq INTEGER NOT NULL, \
+                 actor TEXT NOT NULL, at TEXT NOT NULL, purpose TEXT NOT NULL, \
+                 action TEXT NOT NULL, PRIMARY KEY (person, seq)) WITHOUT ROWID; \
+                 INSERT INTO access_run_1 VALUES \
+                 ('001190000001', 5, 'officer-old', '2024-01-02T03:04:05.000000Z', 'p', 'record'); \
+                 INSERT INTO access_runs (id, level, entries) VALUES (1, 0, 1); \
+                 INSERT INTO access_journal (id, generation, indexed) VALUES (1, 1, 16);",
+            )
+            .unwrap();
+        }
+        let j = open(dir.path());
+        j.append(&[entry(A, 1)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        let got = j.query(&A.parse().unwrap(), 10).unwrap();
+        // The new entry took seq 6, after the old run's 5.
+        assert_eq!(
+            got.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-1", "officer-old"]
+        );
     }
 }

@@ -26,6 +26,7 @@ use dancu_domain::person::Person;
 use serde::{Deserialize, Serialize};
 
 mod access_journal;
+mod access_runs;
 pub mod docs;
 mod docs_postgres;
 mod docs_sqlite;
