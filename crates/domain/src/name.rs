@@ -58,16 +58,71 @@ pub struct PersonName {
     pub given: String,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A name as it may arrive: its parts, or one full name to split.
 enum NameParts {
     Parts {
         family: String,
-        #[serde(default)]
         middle: String,
         given: String,
     },
     Full(String),
+}
+
+/// The fields of [`NameParts::Parts`]; any other is ignored.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum NameField {
+    Family,
+    Middle,
+    Given,
+    #[serde(other)]
+    Other,
+}
+
+// By hand rather than `#[serde(untagged)]`: an untagged enum first copies the whole value into
+// an intermediate tree and then tries each variant on it, and every stored record read back
+// goes through here.
+impl<'de> Deserialize<'de> for NameParts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        struct Parts;
+        impl<'de> Visitor<'de> for Parts {
+            type Value = NameParts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a full name, or an object with family, middle and given")
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<NameParts, E> {
+                Ok(NameParts::Full(s.to_owned()))
+            }
+            fn visit_string<E: Error>(self, s: String) -> Result<NameParts, E> {
+                Ok(NameParts::Full(s))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NameParts, A::Error> {
+                let (mut family, mut middle, mut given) = (None, None, None);
+                while let Some(field) = map.next_key::<NameField>()? {
+                    let (slot, name) = match field {
+                        NameField::Family => (&mut family, "family"),
+                        NameField::Middle => (&mut middle, "middle"),
+                        NameField::Given => (&mut given, "given"),
+                        NameField::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(A::Error::duplicate_field(name));
+                    }
+                    *slot = Some(map.next_value::<String>()?);
+                }
+                Ok(NameParts::Parts {
+                    family: family.ok_or_else(|| A::Error::missing_field("family"))?,
+                    middle: middle.unwrap_or_default(),
+                    given: given.ok_or_else(|| A::Error::missing_field("given"))?,
+                })
+            }
+        }
+        d.deserialize_any(Parts)
+    }
 }
 
 impl TryFrom<NameParts> for PersonName {
@@ -140,8 +195,12 @@ impl PersonName {
         if name.given.is_empty() {
             return Err(NameError::Empty);
         }
-        check_chars(&name.full())?;
-        name.check_length()?;
+        let full = name.full();
+        check_chars(&full)?;
+        let n = full.chars().count();
+        if n > MAX_NAME_CHARS {
+            return Err(NameError::TooLong(n));
+        }
         Ok(name)
     }
 
@@ -292,6 +351,29 @@ pub fn match_key(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_name_is_read_from_its_parts_or_from_one_string() {
+        let from = |j: &str| serde_json::from_str::<PersonName>(j);
+        let want = PersonName::from_parts("Nguyễn", "Thị Minh", "Anh").unwrap();
+        assert_eq!(from(r#""Nguyễn Thị Minh Anh""#).unwrap(), want);
+        assert_eq!(
+            from(r#"{"given":"Anh","family":"Nguyễn","middle":"Thị  Minh","x":[1]}"#).unwrap(),
+            want
+        );
+        assert_eq!(from(r#"{"family":"Lê","given":"Na"}"#).unwrap().middle, "");
+        for bad in [
+            r#"{"family":"Lê"}"#,
+            r#"{"given":"Na"}"#,
+            r#"{"family":"Lê","given":"Na","given":"Nu"}"#,
+            r#"{"family":"Lê","given":""}"#,
+            r#"{"family":"Lê","given":"N4"}"#,
+            "42",
+            "[]",
+        ] {
+            assert!(from(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parts_in_vietnamese_order() {

@@ -105,16 +105,19 @@ impl NameKeys {
 
     /// Compares a claimed name with this one; returns the verdict and the method.
     pub fn compare(&self, claimed: &str) -> (Verdict, &'static str) {
-        compare_keyed(claimed, &self.full, &self.match_key, || {
-            self.tone_key.clone()
-        })
+        compare_keyed(
+            claimed,
+            &self.full,
+            || self.match_key.as_str().into(),
+            || self.tone_key.clone(),
+        )
     }
 }
 
-fn compare_keyed(
+fn compare_keyed<'k>(
     claimed: &str,
     full: &str,
-    registered_match_key: &str,
+    registered_match_key: impl FnOnce() -> std::borrow::Cow<'k, str>,
     registered_tone_key: impl FnOnce() -> String,
 ) -> (Verdict, &'static str) {
     if claimed.split_whitespace().next().is_none() {
@@ -124,7 +127,7 @@ fn compare_keyed(
         return (Verdict::Match, "exact");
     }
     // The accent-insensitive key decides match or not; the tone key only says how precisely.
-    if claim_match_key(claimed) != registered_match_key {
+    if claim_match_key(claimed) != registered_match_key() {
         return (Verdict::NoMatch, "accent_insensitive");
     }
     // tone_key keeps every diacritic, so an ASCII claim cannot equal a non-ASCII name there.
@@ -136,11 +139,15 @@ fn compare_keyed(
     }
 }
 
-/// Compares a claimed name with a registered one; returns the verdict and the method.
+/// Compares a claimed name with a registered one; returns the verdict and the method. The
+/// registered name's keys are made only when the claim is not written exactly as registered.
 pub fn compare_name(claimed: &str, registered: &str) -> (Verdict, &'static str) {
-    compare_keyed(claimed, registered, &match_key(registered), || {
-        tone_key(registered)
-    })
+    compare_keyed(
+        claimed,
+        registered,
+        || match_key(registered).into(),
+        || tone_key(registered),
+    )
 }
 
 /// Compares a claimed date of birth with the registered one, at the coarser precision.
