@@ -80,6 +80,14 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// Runs the suite and prints the JSON report on standard output.
 pub fn run(config: &Config, args: BenchArgs) -> Result<(), String> {
+    // The bulk load's own split of its time (encoding, inserting, committing, indexing).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "dancu_store::sqlite_bulk=info",
+        ))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
     if args.idp {
         return idp::run(config, &args);
     }

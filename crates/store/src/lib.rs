@@ -370,6 +370,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 /// [`Store::import_households`] (each call is one transaction with the import's progress mark),
 /// with secondary indexes built once in [`BulkLoad::finish`]. Until then the backend may refuse
 /// other users of the database. Dropping it without `finish` still restores the indexes.
+/// A backend may leave the last batch's transaction open until the next call (which commits it
+/// first) so that committing overlaps work on the next batch: a batch is then durable once the
+/// next call returns, and a crash before that loses it whole, progress mark included.
 pub trait BulkLoad: std::fmt::Debug {
     /// Loads new records; returns the lines whose ID was already loaded (skipped).
     fn people(&mut self, rows: &[ImportRow]) -> Result<Vec<u64>>;
