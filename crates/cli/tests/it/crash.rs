@@ -105,15 +105,19 @@ fn import_killed_midway_is_consistent_and_resumes() {
         .spawn()
         .unwrap();
     // The import loads an empty register in bulk, holding the file exclusively: watch the
-    // files instead of reading the database. A batch is committed when the rollback journal
-    // is truncated to nothing after the database has grown.
-    let journal = target.join("dancu.sqlite3-journal");
+    // file's size instead of reading the database. A batch's pages reach the file when it
+    // commits (when the next batch starts), all at once; the file then keeps its size while
+    // the next batch is parsed and inserted in memory. So a file past 10 MB whose size has
+    // not moved for 100 ms holds at least one whole committed batch.
     let started = Instant::now();
+    let mut last = (0, Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(5));
         let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
-        let journal_len = std::fs::metadata(&journal).map(|m| m.len()).ok();
-        if (size > 10 << 20 && journal_len == Some(0))
+        if size != last.0 {
+            last = (size, Instant::now());
+        }
+        if (size > 10 << 20 && last.1.elapsed() > Duration::from_millis(100))
             || started.elapsed() > Duration::from_secs(60)
         {
             break;
