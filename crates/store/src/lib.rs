@@ -239,6 +239,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             (serde_json::to_string(&p).unwrap_or_default(), commune)
         }))
     }
+    /// [`Self::person_json`] for several IDs in one go: one answer per ID asked, in the same
+    /// order (`None` for an unknown ID; an ID asked twice is answered twice).
+    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<(String, Option<String>)>>> {
+        ids.iter().map(|id| self.person_json(id)).collect()
+    }
+    /// Whether concurrent single-record reads are better gathered and answered by
+    /// [`Self::persons_json`] in one go: true when every read costs a network round trip (and a
+    /// pooled connection held for it), so that one query for many readers costs little more
+    /// than one for a single reader.
+    fn reads_gather(&self) -> bool {
+        false
+    }
     /// Several records at once (missing IDs are skipped).
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>>;
     /// A household.

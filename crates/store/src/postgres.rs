@@ -125,6 +125,7 @@ const INSERT_EVENT: &str = "INSERT INTO events (stream, version, kind, at, meta,
 const STREAM_VERSION: &str = "SELECT coalesce(max(version), 0) FROM events WHERE stream = $1";
 const SELECT_PERSON: &str = "SELECT data FROM persons WHERE id = $1";
 const SELECT_PERSON_JSON: &str = "SELECT data, commune FROM persons WHERE id = $1";
+const SELECT_PERSONS_JSON: &str = "SELECT id, data, commune FROM persons WHERE id = ANY($1)";
 const SELECT_PERSONS: &str = "SELECT id, data FROM persons WHERE id = ANY($1)";
 const SELECT_HOUSEHOLD: &str = "SELECT data FROM households WHERE id = $1";
 const HOUSEHOLD_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)";
@@ -578,6 +579,30 @@ impl Store for PgStore {
         Ok(self
             .query_opt(SELECT_PERSON_JSON, &[&id.as_str()])?
             .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1))))
+    }
+
+    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<(String, Option<String>)>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<&str> = ids.iter().map(PersonalId::as_str).collect();
+        let rows = self.query(SELECT_PERSONS_JSON, &[&keys])?;
+        let found: HashMap<&str, (&str, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.get(0), (r.get(1), r.get(2))))
+            .collect();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                found
+                    .get(k)
+                    .map(|(data, commune)| ((*data).to_owned(), commune.map(str::to_owned)))
+            })
+            .collect())
+    }
+
+    fn reads_gather(&self) -> bool {
+        true
     }
 
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>> {
