@@ -20,6 +20,16 @@
 //!   columns use `COLLATE "C"` so text sorts by bytes as in SQLite (the prefix search is a range
 //!   up to `key + U+FFFF`). JSON is kept as `text`: it is written and read as-is and parsed by
 //!   serde in the process, which is faster than a round-trip through `jsonb`.
+//! * **Read path.** A blocking call such as [`Store::person_json`] checks a connection out of
+//!   the pool, runs its prepared statement and returns it; each costs a round trip. For the hot
+//!   get-person path the store says [`Store::reads_gather`], and the registry then does not call
+//!   it per read: its reader threads gather the reads waiting at one moment and answer them with
+//!   one [`Store::persons_json`] (`SELECT id, data, commune FROM persons WHERE id = ANY($1)`),
+//!   so the server parses, plans and answers once per group. The record comes back as the
+//!   stored text and goes to the client as-is. Each released read is then written to
+//!   `access_log` by the registry's access-log writer, which inserts all rows waiting in one
+//!   statement (`unnest` of arrays, autocommitted with `synchronous_commit` as configured):
+//!   the answer leaves only after that commit, so a group of readers shares one WAL flush.
 //! * **URL.** A `postgres://` URL as libpq takes it (`options=-csearch_path%3Dname` selects a
 //!   schema, which must exist), plus `pool_max=N` for the pool size (default 16). The schema is
 //!   created on open if missing.

@@ -210,14 +210,18 @@ async fn concurrent_reads_each_get_their_own_answer_and_are_logged() {
     for (n, id) in asked.iter().cloned().enumerate() {
         let s = s.clone();
         tasks.spawn(async move {
-            let (st, v) = s
-                .post_with(
-                    &s.commune,
-                    "/api/v1/persons/get",
-                    json!({ "id": id }),
-                    &[("x-purpose", &format!("read {n}"))],
-                )
-                .await;
+            // Each read gives its own purpose, so the log shows which reads were recorded.
+            let resp = s
+                .http
+                .post(format!("{}/api/v1/persons/get", s.base))
+                .bearer_auth(&s.commune)
+                .header("x-purpose", format!("read {n}"))
+                .json(&json!({ "id": id }))
+                .send()
+                .await
+                .unwrap();
+            let st = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap();
             (n, id, st, v)
         });
     }
@@ -228,7 +232,10 @@ async fn concurrent_reads_each_get_their_own_answer_and_are_logged() {
             assert_eq!((st, v["id"].as_str()), (200, Some(id.as_str())), "{v}");
             released.entry(id).or_default().push(format!("read {n}"));
         } else if id == outside {
-            assert_eq!((st, v["code"].as_str()), (403, Some("outside_jurisdiction")));
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (403, Some("outside_jurisdiction"))
+            );
         } else {
             assert_eq!((st, v["code"].as_str()), (404, Some("not_found")), "{id}");
         }
