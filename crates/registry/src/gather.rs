@@ -13,13 +13,13 @@
 //! queries. So while one group is on its round trip the next one is already gathering.
 
 use dancu_domain::PersonalId;
-use dancu_store::{Store, StoreError};
+use dancu_store::{PersonJson, Store, StoreError};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// A record's stored JSON with its home commune, or `None` for an unknown ID.
-pub(crate) type Found = Option<(String, Option<String>)>;
+pub(crate) type Found = Option<PersonJson>;
 
 struct Request {
     id: PersonalId,

@@ -217,6 +217,10 @@ pub struct ImportRow {
     pub person: Person,
 }
 
+/// A person's current record as stored JSON, with its home commune (2025 code) when one can be
+/// decided: what the hot read path passes through without decoding.
+pub type PersonJson = (String, Option<String>);
+
 /// The register's persistence.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Backend name for logs and `/readyz` (`sqlite` or `postgres`).
@@ -241,7 +245,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
     /// [`Self::person_json`] for several IDs in one go: one answer per ID asked, in the same
     /// order (`None` for an unknown ID; an ID asked twice is answered twice).
-    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<(String, Option<String>)>>> {
+    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<PersonJson>>> {
         ids.iter().map(|id| self.person_json(id)).collect()
     }
     /// Whether concurrent single-record reads are better gathered and answered by

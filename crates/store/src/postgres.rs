@@ -591,7 +591,7 @@ impl Store for PgStore {
             .map(|r| (r.get::<_, String>(0), r.get::<_, Option<String>>(1))))
     }
 
-    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<(String, Option<String>)>>> {
+    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<PersonJson>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
