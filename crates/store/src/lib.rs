@@ -309,6 +309,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn access_append_is_local(&self) -> bool {
         false
     }
+    /// How many threads should commit access-log batches at once. One suits a store whose
+    /// commit is a local append or sync. A database server takes a commit's rows while another
+    /// commit waits for its WAL flush and flushes the waiting commits together, so overlapping
+    /// writers shorten the wait of every read.
+    fn access_log_writers(&self) -> usize {
+        1
+    }
     /// The access log of one person, newest first.
     fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>>;
 
