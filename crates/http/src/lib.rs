@@ -418,10 +418,22 @@ async fn get_person(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    logged_read(state, headers, body, |r, o, p, q: PersonRef| {
-        r.read_person_json(o, p, &q.id)
-    })
-    .await
+    if !state.registry.store().reads_gather() {
+        return logged_read(state, headers, body, |r, o, p, q: PersonRef| {
+            r.read_person_json(o, p, &q.id)
+        })
+        .await;
+    }
+    // The store gathers concurrent reads into one query: the read is handed to its reader
+    // threads and awaited, holding no blocking thread.
+    let officer = state.officer(&headers).await?;
+    let q: PersonRef = parse(&body)?;
+    let purpose = purpose(&headers);
+    let logged = state
+        .registry
+        .read_person_json_async(&officer, &purpose, &q.id)
+        .await?;
+    Ok(json_response(200, logged.release().await?))
 }
 
 /// A person's full history: every event with who, when, why and the legal basis.

@@ -1,6 +1,8 @@
 //! The read-access log (nhật ký truy cập): every read of a person's data is recorded before the
 //! data is released. Entries from concurrent readers are written together in one transaction
-//! (group commit), so logging costs one write per batch, not per read.
+//! (group commit), so logging costs one write per batch, not per read. A store on a database
+//! server asks for several writers ([`Store::access_log_writers`]), so one batch is sent while
+//! another waits for its commit.
 //!
 //! A reader hands its entries over and gets an [`AccessReceipt`]; the data it read is held in a
 //! [`Logged`] that gives the data up only once the receipt says the entries are committed, by
@@ -11,8 +13,8 @@
 //! `write` is cheaper than waking the writer and being woken back.
 
 use dancu_store::{AccessEntry, Store, StoreError};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 type Ack = oneshot::Sender<Result<(), String>>;
@@ -89,7 +91,7 @@ impl<T> Logged<T> {
     }
 }
 
-/// Handle to the access-log writer thread.
+/// Handle to the access-log writer threads (one, or as many as the store asks for).
 #[derive(Debug, Clone)]
 pub struct AccessLog {
     tx: SyncSender<(Vec<AccessEntry>, Ack)>,
@@ -107,9 +109,20 @@ impl AccessLog {
         let (tx, rx) = sync_channel::<(Vec<AccessEntry>, Ack)>(8192);
         let inline = store.access_append_is_local().then(|| store.clone());
         let weak = Arc::downgrade(&store);
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || writer(store, rx));
+        // On a database server a second writer sends its rows while the first waits for the
+        // WAL flush, instead of after it.
+        let writers = store.access_log_writers().max(1);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut spawned = Ok(());
+        for n in 0..writers {
+            let (store, rx) = (store.clone(), rx.clone());
+            if let Err(e) = std::thread::Builder::new()
+                .name(format!("access-log-{n}"))
+                .spawn(move || writer(store, &rx))
+            {
+                spawned = Err(e);
+            }
+        }
         if let Err(e) = std::thread::Builder::new()
             .name("access-log-upkeep".into())
             .spawn(move || upkeep(weak))
@@ -157,20 +170,27 @@ fn upkeep(store: std::sync::Weak<dyn Store>) {
     }
 }
 
-fn writer(store: Arc<dyn Store>, rx: Receiver<(Vec<AccessEntry>, Ack)>) {
+/// Writers take turns at the queue: the one holding it waits for entries, takes what else is
+/// queued, then lets the queue go before committing.
+fn writer(store: Arc<dyn Store>, rx: &Mutex<Receiver<(Vec<AccessEntry>, Ack)>>) {
     loop {
-        let Ok(first) = rx.recv() else { return };
-        let mut entries = first.0;
-        let mut acks = vec![first.1];
-        while entries.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok((more, ack)) => {
-                    entries.extend(more);
-                    acks.push(ack);
+        let (entries, acks) = {
+            // Poisoning only means another writer panicked holding the queue; it is still sound.
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Ok(first) = rx.recv() else { return };
+            let mut entries = first.0;
+            let mut acks = vec![first.1];
+            while entries.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok((more, ack)) => {
+                        entries.extend(more);
+                        acks.push(ack);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
+            (entries, acks)
+        };
         let result = store.record_access(&entries).map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, n = entries.len(), "access log write failed");

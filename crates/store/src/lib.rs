@@ -218,6 +218,10 @@ pub struct ImportRow {
     pub person: Person,
 }
 
+/// A person's current record as stored JSON, with its home commune (2025 code) when one can be
+/// decided: what the hot read path passes through without decoding.
+pub type PersonJson = (String, Option<String>);
+
 /// The register's persistence.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Backend name for logs and `/readyz` (`sqlite` or `postgres`).
@@ -239,6 +243,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             let commune = p.home_commune();
             (serde_json::to_string(&p).unwrap_or_default(), commune)
         }))
+    }
+    /// [`Self::person_json`] for several IDs in one go: one answer per ID asked, in the same
+    /// order (`None` for an unknown ID; an ID asked twice is answered twice).
+    fn persons_json(&self, ids: &[PersonalId]) -> Result<Vec<Option<PersonJson>>> {
+        ids.iter().map(|id| self.person_json(id)).collect()
+    }
+    /// Whether concurrent single-record reads are better gathered and answered by
+    /// [`Self::persons_json`] in one go: true when every read costs a network round trip (and a
+    /// pooled connection held for it), so that one query for many readers costs little more
+    /// than one for a single reader.
+    fn reads_gather(&self) -> bool {
+        false
     }
     /// Several records at once (missing IDs are skipped).
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>>;
@@ -293,6 +309,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// writer thread (a wake-up and a context switch each way) would cost more than it saves.
     fn access_append_is_local(&self) -> bool {
         false
+    }
+    /// How many threads should commit access-log batches at once. One suits a store whose
+    /// commit is a local append or sync. A database server takes a commit's rows while another
+    /// commit waits for its WAL flush and flushes the waiting commits together, so overlapping
+    /// writers shorten the wait of every read.
+    fn access_log_writers(&self) -> usize {
+        1
     }
     /// The access log of one person, newest first.
     fn access_log(&self, person: &PersonalId, limit: u32) -> Result<Vec<AccessEntry>>;

@@ -152,6 +152,7 @@ contract!(
     search_exact_prefix_filters_and_limit,
     people_of_commune_pages_by_id,
     persons_skips_missing_and_keeps_order,
+    persons_json_answers_each_id_asked_in_order,
     officers_add_get_and_duplicates,
     access_log_newest_first,
     import_batch_skips_duplicates_and_marks_progress,
@@ -1000,6 +1001,32 @@ fn persons_skips_missing_and_keeps_order(b: &Backend) {
         .expect("persons");
     assert_eq!(got, vec![stored[1].clone(), stored[0].clone()]);
     assert_eq!(s.persons(&[]).expect("none"), vec![]);
+}
+
+fn persons_json_answers_each_id_asked_in_order(b: &Backend) {
+    let s = &*b.store;
+    let stored = create_all(
+        s,
+        &[
+            record(1, "Tạ Văn Úc", 1966, BA_DINH),
+            record(2, "Tạ Thị Vân", 1966, THUC_PHAN),
+        ],
+    );
+    let missing = pid(1966, 3);
+    // Unknown IDs answer None in their place; an ID asked twice is answered twice.
+    let asked = [stored[1].id, missing, stored[0].id, stored[1].id, missing];
+    let got = s.persons_json(&asked).expect("persons_json");
+    assert_eq!(got.len(), asked.len());
+    for (id, answer) in asked.iter().zip(&got) {
+        assert_eq!(answer, &s.person_json(id).expect("person_json"), "{id}");
+    }
+    let (json, commune) = got[0].clone().expect("found");
+    assert_eq!(commune.as_deref(), Some(THUC_PHAN));
+    let decoded: Person = serde_json::from_str(&json).expect("stored JSON");
+    assert_eq!(decoded, stored[1]);
+    assert_eq!(got[2].as_ref().and_then(|f| f.1.as_deref()), Some(BA_DINH));
+    assert!(got[1].is_none() && got[4].is_none());
+    assert_eq!(s.persons_json(&[]).expect("none"), vec![]);
 }
 
 fn officers_add_get_and_duplicates(b: &Backend) {

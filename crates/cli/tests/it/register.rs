@@ -189,6 +189,74 @@ async fn reads_need_a_purpose_and_are_logged() {
     );
 }
 
+/// Many reads at once (on PostgreSQL they are answered together, several IDs per query): each
+/// gets the answer for its own ID — the record, 404 for an unknown ID, 403 outside the
+/// officer's commune — and exactly the records released are in the access log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_each_get_their_own_answer_and_are_logged() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let inside: Vec<String> = (0..5)
+        .map(|n| s.adult(20 + n, "Lê Văn Hưu", Sex::Male, 1970 + n as i32, BA_DINH))
+        .collect();
+    let outside = s.adult(30, "Lê Thị Riêng", Sex::Female, 1975, NGOC_HA);
+    let missing: Vec<String> = (0..3).map(|n| format!("00109901234{n}")).collect();
+    let mut asked: Vec<String> = Vec::new();
+    for round in 0..8 {
+        asked.extend(inside.iter().skip(round % 5).cloned());
+        asked.push(outside.clone());
+        asked.push(missing[round % 3].clone());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, id) in asked.iter().cloned().enumerate() {
+        let s = s.clone();
+        tasks.spawn(async move {
+            // Each read gives its own purpose, so the log shows which reads were recorded.
+            let resp = s
+                .http
+                .post(format!("{}/api/v1/persons/get", s.base))
+                .bearer_auth(&s.commune)
+                .header("x-purpose", format!("read {n}"))
+                .json(&json!({ "id": id }))
+                .send()
+                .await
+                .unwrap();
+            let st = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap();
+            (n, id, st, v)
+        });
+    }
+    let mut released = std::collections::BTreeMap::<String, Vec<String>>::new();
+    while let Some(done) = tasks.join_next().await {
+        let (n, id, st, v) = done.unwrap();
+        if inside.contains(&id) {
+            assert_eq!((st, v["id"].as_str()), (200, Some(id.as_str())), "{v}");
+            released.entry(id).or_default().push(format!("read {n}"));
+        } else if id == outside {
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (403, Some("outside_jurisdiction"))
+            );
+        } else {
+            assert_eq!((st, v["code"].as_str()), (404, Some("not_found")), "{id}");
+        }
+    }
+    assert_eq!(released.len(), inside.len());
+    for id in inside.iter().chain([&outside]) {
+        let pid: dancu_domain::PersonalId = id.parse().unwrap();
+        let store = s.store.clone();
+        let log = off_runtime(move || store.access_log(&pid, 1000).unwrap());
+        let mut purposes: Vec<String> = log
+            .iter()
+            .filter(|e| e.actor == "badinh" && e.action == "record")
+            .map(|e| e.purpose.clone())
+            .collect();
+        purposes.sort();
+        let mut want = released.get(id).cloned().unwrap_or_default();
+        want.sort();
+        assert_eq!(purposes, want, "access log of {id}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jurisdiction_limits_reads_and_writes() {
     let s = TestServer::start().await;
