@@ -298,9 +298,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Appends entries to the read-access log in one transaction.
     fn record_access(&self, entries: &[AccessEntry]) -> Result<()>;
-    /// Upkeep of the access log that need not delay anyone waiting for a commit (SQLite moves
-    /// its write-ahead log into the database here). The log's writer calls it between batches,
-    /// after answering the readers.
+    /// Upkeep of the access log that need not delay anyone waiting for a commit (SQLite syncs
+    /// its journal, writes and merges the sorted runs, and checkpoints the index database
+    /// here). A thread of its own calls it every half second.
     fn access_log_upkeep(&self) -> Result<()> {
         Ok(())
     }

@@ -35,7 +35,8 @@ use std::sync::{Mutex, RwLock};
 // loads about seven times slower.
 /// Path of the access log's index database that goes with a register database
 /// (`<name>-access.sqlite3`). The log itself is an append-only journal beside it, indexed by
-/// person into this file; see [`crate::access_journal`].
+/// person into sorted run files in `<name>-access-runs/`, which this database lists; see
+/// [`crate::access_journal`].
 pub fn access_log_path(path: &Path) -> PathBuf {
     beside(path, "access.sqlite3")
 }
