@@ -81,13 +81,22 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("access index: {e}"))
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+/// FNV-1a of `bytes`: the check each record carries.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut f = access_runs::Fnv::new();
+    f.feed(bytes);
+    f.sum()
+}
+
+/// Bytes before a record's payload: its length (`u32`) and check (`u64`).
+pub(crate) const RECORD_HEAD: usize = 12;
+
+/// The payload length and check a record's head gives; `None` for a length past
+/// [`MAX_RECORD`] (a torn or damaged record).
+pub(crate) fn record_head(head: &[u8; RECORD_HEAD]) -> Option<(usize, u64)> {
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?);
+    let check = u64::from_le_bytes(head[4..].try_into().ok()?);
+    (len <= MAX_RECORD).then_some((len as usize, check))
 }
 
 /// Path of the journal that goes with a register database.
@@ -160,19 +169,20 @@ pub(crate) fn decode(payload: &[u8]) -> Option<(i64, AccessEntry)> {
 fn read_records(bytes: &[u8]) -> (Vec<(i64, AccessEntry)>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
-    while bytes.len() - at >= 12 {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or([0xff; 4]));
-        let check = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap_or([0; 8]));
-        if len > MAX_RECORD || bytes.len() - at - 12 < len as usize {
+    while let Some(head) = bytes.get(at..at + RECORD_HEAD) {
+        let head: &[u8; RECORD_HEAD] = head.try_into().unwrap_or(&[0xff; RECORD_HEAD]);
+        let Some((len, check)) = record_head(head) else {
             break;
-        }
-        let payload = &bytes[at + 12..at + 12 + len as usize];
+        };
+        let Some(payload) = bytes.get(at + RECORD_HEAD..at + RECORD_HEAD + len) else {
+            break;
+        };
         if fnv1a(payload) != check {
             break;
         }
         let Some(rec) = decode(payload) else { break };
         out.push(rec);
-        at += 12 + len as usize;
+        at += RECORD_HEAD + len;
     }
     (out, at)
 }

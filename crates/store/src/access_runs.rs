@@ -20,6 +20,7 @@
 //! the same transaction as how far the journal is indexed); a file it does not list is left over
 //! from a crash and removed at the next open.
 
+use crate::access_journal::{RECORD_HEAD, decode, fnv1a, record_head};
 use crate::{AccessEntry, Result, StoreError};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -30,8 +31,6 @@ const MAGIC: &[u8; 8] = b"DANCURUN";
 const HEADER: u64 = 32;
 /// Bytes per key: person, seq, offset of the record.
 const KEY: u64 = 28;
-/// Bytes before a record's payload: its length and check.
-const RECORD_HEAD: usize = 12;
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("{what} {}: {e}", path.display()))
@@ -214,6 +213,15 @@ pub(crate) struct Run {
     count: u64,
 }
 
+/// A key's person, seq and record offset.
+fn parse_key(k: &[u8; KEY as usize]) -> ([u8; 12], i64, u64) {
+    let mut person = [0u8; 12];
+    person.copy_from_slice(&k[..12]);
+    let seq = i64::from_le_bytes(k[12..20].try_into().unwrap_or([0; 8]));
+    let offset = u64::from_le_bytes(k[20..28].try_into().unwrap_or([0; 8]));
+    (person, seq, offset)
+}
+
 fn read_header(path: &Path, file: &File) -> Result<(u64, u64, u64)> {
     let mut head = [0u8; HEADER as usize];
     file.read_exact_at(&mut head, 0)
@@ -241,11 +249,7 @@ impl Run {
         self.file
             .read_exact_at(&mut k, HEADER + i * KEY)
             .map_err(|e| io("reading", &self.path, e))?;
-        let mut person = [0u8; 12];
-        person.copy_from_slice(&k[..12]);
-        let seq = i64::from_le_bytes(k[12..20].try_into().unwrap_or([0; 8]));
-        let offset = u64::from_le_bytes(k[20..28].try_into().unwrap_or([0; 8]));
-        Ok((person, seq, offset))
+        Ok(parse_key(&k))
     }
 
     /// The newest `limit` entries of `person` in this run, added to `out` with their seqs.
@@ -280,19 +284,14 @@ impl Run {
             self.file
                 .read_exact_at(&mut head, offset)
                 .map_err(|e| io("reading", &self.path, e))?;
-            let len = u32::from_le_bytes(head[..4].try_into().unwrap_or([0xff; 4]));
-            if len > super::access_journal::MAX_RECORD {
-                return Err(damaged(&self.path, "record length"));
-            }
-            let mut payload = vec![0u8; len as usize];
+            let (len, check) =
+                record_head(&head).ok_or_else(|| damaged(&self.path, "record length"))?;
+            let mut payload = vec![0u8; len];
             self.file
                 .read_exact_at(&mut payload, offset + RECORD_HEAD as u64)
                 .map_err(|e| io("reading", &self.path, e))?;
-            let check = u64::from_le_bytes(head[4..12].try_into().unwrap_or([0; 8]));
-            let mut f = Fnv::new();
-            f.feed(&payload);
-            let entry = (f.sum() == check)
-                .then(|| super::access_journal::decode(&payload))
+            let entry = (fnv1a(&payload) == check)
+                .then(|| decode(&payload))
                 .flatten()
                 .filter(|(s, e)| *s == seq && e.person.as_str().as_bytes() == person)
                 .ok_or_else(|| damaged(&self.path, "record"))?;
@@ -361,29 +360,23 @@ impl RunReader {
             .read_exact(&mut k)
             .map_err(|e| io("reading", &self.path, e))?;
         self.check.feed(&k);
-        let mut person = [0u8; 12];
-        person.copy_from_slice(&k[..12]);
-        let seq = i64::from_le_bytes(k[12..20].try_into().unwrap_or([0; 8]));
-        let offset = u64::from_le_bytes(k[20..28].try_into().unwrap_or([0; 8]));
+        let (person, seq, offset) = parse_key(&k);
         if offset != self.offset {
             return Err(damaged(&self.path, "record offset"));
         }
-        let mut record = vec![0u8; RECORD_HEAD];
+        let mut head = [0u8; RECORD_HEAD];
         self.records
-            .read_exact(&mut record)
+            .read_exact(&mut head)
             .map_err(|e| io("reading", &self.path, e))?;
-        let len = u32::from_le_bytes(record[..4].try_into().unwrap_or([0xff; 4]));
-        if len > super::access_journal::MAX_RECORD {
-            return Err(damaged(&self.path, "record length"));
-        }
-        record.resize(RECORD_HEAD + len as usize, 0);
+        let (len, check) =
+            record_head(&head).ok_or_else(|| damaged(&self.path, "record length"))?;
+        let mut record = Vec::with_capacity(RECORD_HEAD + len);
+        record.extend_from_slice(&head);
+        record.resize(RECORD_HEAD + len, 0);
         self.records
             .read_exact(&mut record[RECORD_HEAD..])
             .map_err(|e| io("reading", &self.path, e))?;
-        let check = u64::from_le_bytes(record[4..12].try_into().unwrap_or([0; 8]));
-        let mut f = Fnv::new();
-        f.feed(&record[RECORD_HEAD..]);
-        if f.sum() != check {
+        if fnv1a(&record[RECORD_HEAD..]) != check {
             return Err(damaged(&self.path, "record check"));
         }
         self.offset += record.len() as u64;
