@@ -150,12 +150,36 @@ const HOUSEHOLD_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE stream
 const SELECT_EVENTS: &str = "SELECT seq, stream, version, kind, meta, change FROM events
      WHERE stream = $1 AND ($2::timestamptz IS NULL OR at <= $2) ORDER BY version";
 const SELECT_EVENTS_AFTER: &str = "SELECT seq, stream, version, kind, meta, change FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
-const SEARCH: &str = "SELECT data FROM persons
-     WHERE name_key >= $1 AND name_key <= $2
-       AND ($3::integer IS NULL OR birth_year = $3)
-       AND ($4::text IS NULL OR commune = $4)
-       AND ($5::text IS NULL OR province = $5)
-     ORDER BY name_key, birth_year, id LIMIT $6";
+/// Name search, one statement per combination of filters. A single statement with
+/// `($3 IS NULL OR birth_year = $3)` filters gets a generic plan after a few executions that
+/// cannot use the name index's order: it fetches every row of the name range and sorts them,
+/// tens of milliseconds for a common name. Without the `OR`s every variant's generic plan is
+/// an ordered scan of `persons_name` that stops at the limit.
+macro_rules! search_sql {
+    ($filters:literal, $limit:literal) => {
+        concat!(
+            "SELECT data, id FROM persons WHERE name_key >= $1 AND name_key <= $2",
+            $filters,
+            " ORDER BY name_key, birth_year, id LIMIT ",
+            $limit
+        )
+    };
+}
+/// Indexed by `4 * year + 2 * commune + province`, each 1 when that filter is given; the
+/// filters' parameters follow the name range in that order, then the limit.
+const SEARCH: [&str; 8] = [
+    search_sql!("", "$3"),
+    search_sql!(" AND province = $3", "$4"),
+    search_sql!(" AND commune = $3", "$4"),
+    search_sql!(" AND commune = $3 AND province = $4", "$5"),
+    search_sql!(" AND birth_year = $3", "$4"),
+    search_sql!(" AND birth_year = $3 AND province = $4", "$5"),
+    search_sql!(" AND birth_year = $3 AND commune = $4", "$5"),
+    search_sql!(
+        " AND birth_year = $3 AND commune = $4 AND province = $5",
+        "$6"
+    ),
+];
 const PEOPLE_OF_COMMUNE: &str =
     "SELECT data FROM persons WHERE commune = $1 AND id > $2 ORDER BY id LIMIT $3";
 const COUNT_PEOPLE: &str = "SELECT count(*) FROM persons";
@@ -671,25 +695,45 @@ impl Store for PgStore {
             .collect()
     }
 
-    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+    fn search_json(&self, q: &SearchQuery) -> Result<Vec<(PersonalId, String)>> {
         // Prefix match as a range on the index: [key, key + U+FFFF], bytewise under COLLATE "C".
         let hi = if q.prefix {
             format!("{}\u{ffff}", q.name_key)
         } else {
             q.name_key.clone()
         };
-        let rows = self.query(
-            SEARCH,
-            &[
-                &q.name_key,
-                &hi,
-                &q.birth_year,
-                &q.commune,
-                &q.province,
-                &i64::from(q.limit),
-            ],
-        )?;
-        decode_persons(&rows)
+        let limit = i64::from(q.limit);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&q.name_key, &hi];
+        let mut which = 0;
+        if let Some(y) = &q.birth_year {
+            params.push(y);
+            which += 4;
+        }
+        if let Some(c) = &q.commune {
+            params.push(c);
+            which += 2;
+        }
+        if let Some(p) = &q.province {
+            params.push(p);
+            which += 1;
+        }
+        params.push(&limit);
+        let rows = self.query(SEARCH[which], &params)?;
+        rows.iter()
+            .map(|r| {
+                let id: &str = r.get(1);
+                let id = PersonalId::parse(id)
+                    .map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))?;
+                Ok((id, r.get::<_, String>(0)))
+            })
+            .collect()
+    }
+
+    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+        self.search_json(q)?
+            .iter()
+            .map(|(_, data)| from_json(data))
+            .collect()
     }
 
     fn people_of_commune(

@@ -918,6 +918,49 @@ fn search_exact_prefix_filters_and_limit(b: &Backend) {
         }),
         vec![]
     );
+    // Every combination of filters holds at once: a commune outside the province finds nobody.
+    assert_eq!(
+        found(SearchQuery {
+            birth_year: Some(1990),
+            commune: Some(NGOC_HA.to_owned()),
+            ..q("nguyen", true)
+        }),
+        vec![id(3)]
+    );
+    assert_eq!(
+        found(SearchQuery {
+            commune: Some(THUC_PHAN.to_owned()),
+            province: Some("04".to_owned()),
+            ..q("nguyen", true)
+        }),
+        vec![id(2)]
+    );
+    assert_eq!(
+        found(SearchQuery {
+            commune: Some(BA_DINH.to_owned()),
+            province: Some("04".to_owned()),
+            ..q("nguyen", true)
+        }),
+        vec![]
+    );
+    assert_eq!(
+        found(SearchQuery {
+            birth_year: Some(1985),
+            commune: Some(THUC_PHAN.to_owned()),
+            province: Some("04".to_owned()),
+            ..q("nguyen", true)
+        }),
+        vec![id(2)]
+    );
+    assert_eq!(
+        found(SearchQuery {
+            birth_year: Some(1990),
+            commune: Some(THUC_PHAN.to_owned()),
+            province: Some("04".to_owned()),
+            ..q("nguyen", true)
+        }),
+        vec![]
+    );
     assert_eq!(
         found(SearchQuery {
             limit: 2,
