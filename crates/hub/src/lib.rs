@@ -37,6 +37,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod enrich;
 pub mod events;
+pub mod match_index;
 pub mod members;
 pub mod service;
 pub mod tokens;

@@ -360,6 +360,9 @@ pub struct Hub {
     response_kid: String,
     tariff: Tariff,
     card_trust: CardTrust,
+    /// What attribute match compares, in memory, over an embedded register (see
+    /// [`crate::match_index`]).
+    match_index: Option<Arc<crate::match_index::MatchIndex>>,
 }
 
 /// The quota counters as the exchange log shows them: every call a right with a quota allowed
@@ -451,6 +454,7 @@ impl Hub {
         tariff
             .exempt_classes
             .extend(config.fee_exempt_classes.iter().cloned());
+        let store_for_index = store.clone();
         Ok(Self {
             config: RwLock::new(Arc::new(config)),
             config_file: None,
@@ -468,7 +472,13 @@ impl Hub {
             response_kid,
             tariff,
             card_trust: CardTrust::default(),
+            match_index: crate::match_index::MatchIndex::start(store_for_index),
         })
+    }
+
+    /// The in-memory view attribute match answers from, when the register has one.
+    pub fn match_index(&self) -> Option<&Arc<crate::match_index::MatchIndex>> {
+        self.match_index.as_ref()
     }
 
     /// The same hub with the CSCA certificates and CRLs that card verification trusts
@@ -891,6 +901,13 @@ impl Hub {
             &fields,
             None,
             |_| {
+                if let Some(answers) = self
+                    .match_index
+                    .as_ref()
+                    .and_then(|m| m.answer(&pid, claims))
+                {
+                    return Ok((answers, None));
+                }
                 // Only the compared fields are decoded; the home commune is stored beside
                 // the record.
                 let (json, home) = self

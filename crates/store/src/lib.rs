@@ -222,6 +222,10 @@ pub struct ImportRow {
 /// decided: what the hot read path passes through without decoding.
 pub type PersonJson = (String, Option<String>);
 
+/// What [`Store::scan_persons_json`] calls for each person: ID, stored record JSON, home
+/// commune (2025 code).
+pub type ScanPerson<'a> = dyn FnMut(PersonalId, &str, Option<&str>) -> Result<()> + 'a;
+
 /// The register's persistence.
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Backend name for logs and `/readyz` (`sqlite` or `postgres`).
@@ -265,6 +269,35 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     -> Result<Vec<RecordedEvent>>;
     /// Events of every stream after a global sequence number (the outbox feed).
     fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<RecordedEvent>>;
+    /// The seq and stream of up to `limit` events after `seq`, without decoding them (for
+    /// in-memory views that only need to know which streams moved).
+    fn streams_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, String)>> {
+        Ok(self
+            .events_after(seq, limit)?
+            .into_iter()
+            .map(|e| (e.seq, e.stream))
+            .collect())
+    }
+    /// The highest event seq committed so far (0 for an empty register).
+    fn last_event_seq(&self) -> Result<i64> {
+        let mut last = 0;
+        loop {
+            let page = self.streams_after(last, 10_000)?;
+            match page.last() {
+                Some((seq, _)) => last = *seq,
+                None => return Ok(last),
+            }
+        }
+    }
+    /// A counter that this process bumps after every commit that may change the register
+    /// (persons, households, events), or `None` when the register can change without this
+    /// process knowing (another node writing to the same server database). An in-memory view
+    /// kept beside the register is up to date as long as the counter has not moved since the
+    /// view last caught up with [`Self::streams_after`]: the counter moves only after a
+    /// commit, so a view that reads it before catching up never misses that commit.
+    fn register_writes(&self) -> Option<u64> {
+        None
+    }
     /// Search by name key with filters, ordered by name key, birth year, then ID.
     fn search(&self, q: &SearchQuery) -> Result<Vec<Person>>;
     /// The same search, answering with each record's stored JSON (no decoding).
@@ -360,6 +393,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn import_progress(&self, import_id: &str) -> Result<Option<u64>>;
     /// Up to `limit` people in ID order, after `after` (a page of an export or a sample).
     fn persons_after(&self, after: Option<&PersonalId>, limit: u32) -> Result<Vec<Person>>;
+    /// Calls `f` with every person's ID, stored record JSON and home commune, in no particular
+    /// order, a page at a time (each page read on its own: a person changed during the scan
+    /// may be seen before or after the change); stops at the first error `f` returns.
+    fn scan_persons_json(
+        &self,
+        f: &mut ScanPerson<'_>,
+    ) -> Result<()> {
+        self.for_each_person(&mut |p| {
+            let commune = p.home_commune();
+            f(p.id, &to_json(&p)?, commune.as_deref())
+        })
+    }
     /// Calls `f` for every person, in ID order, a page at a time (for export); stops at the
     /// first error `f` returns.
     fn for_each_person(&self, f: &mut dyn FnMut(Person) -> Result<()>) -> Result<()> {

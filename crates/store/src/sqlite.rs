@@ -247,6 +247,8 @@ pub struct SqliteStore {
     /// A second connection to the access log's index for checkpoints, so that they run beside
     /// the indexer rather than between its commits.
     access_upkeep: Mutex<Option<Connection>>,
+    /// Bumped after every register commit of this process (see [`Store::register_writes`]).
+    pub(crate) register_writes: std::sync::atomic::AtomicU64,
 }
 
 /// A pool of read-only connections, opened on demand (none at first, so that a bulk load right
@@ -340,6 +342,7 @@ impl SqliteStore {
             readers,
             access,
             access_upkeep: Mutex::new(None),
+            register_writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -364,6 +367,12 @@ impl SqliteStore {
         let out = f(&tx)?;
         tx.commit().map_err(db)?;
         Ok(out)
+    }
+
+    /// Notes a register commit (or a failed attempt: a spare bump only costs a view a look).
+    pub(crate) fn register_written(&self) {
+        self.register_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -469,7 +478,7 @@ impl Store for SqliteStore {
     fn commit(&self, commit: &Commit) -> Result<Vec<i64>> {
         let meta_json = to_json(&commit.meta)?;
         let at = ts(&commit.meta.at);
-        self.write(|tx| {
+        let out = self.write(|tx| {
             let mut seqs = Vec::with_capacity(commit.appends.len());
             let mut seen: Vec<(String, u64)> = Vec::new();
             for a in &commit.appends {
@@ -529,7 +538,9 @@ impl Store for SqliteStore {
                 }
             }
             Ok(seqs)
-        })
+        });
+        self.register_written();
+        out
     }
 
     fn person(&self, id: &PersonalId) -> Result<Option<Person>> {
@@ -629,6 +640,72 @@ impl Store for SqliteStore {
             .map_err(db)?;
         let rows = stmt.query_map(params![seq, limit], event_row).map_err(db)?;
         rows.map(|r| r.map_err(db).and_then(decode_event)).collect()
+    }
+
+    fn streams_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, String)>> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare_cached("SELECT seq, stream FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![seq, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db)
+    }
+
+    fn last_event_seq(&self) -> Result<i64> {
+        self.reader()?
+            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(db)
+    }
+
+    fn register_writes(&self) -> Option<u64> {
+        Some(
+            self.register_writes
+                .load(std::sync::atomic::Ordering::Acquire),
+        )
+    }
+
+    fn scan_persons_json(
+        &self,
+        f: &mut ScanPerson<'_>,
+    ) -> Result<()> {
+        // In rowid order, the order the rows (and a bulk load's records) were written in,
+        // rather than ID order through the index, which would visit the pages at random.
+        let mut after = 0_i64;
+        loop {
+            let c = self.reader()?;
+            let mut stmt = c
+                .prepare_cached(concat!(
+                    "SELECT p.rowid, p.id, p.commune, ",
+                    person_data!(),
+                    " FROM persons p WHERE p.rowid > ?1 ORDER BY p.rowid LIMIT 5000"
+                ))
+                .map_err(db)?;
+            let page = stmt
+                .query_map([after], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        record_text(r, 3)?,
+                    ))
+                })
+                .map_err(db)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db)?;
+            drop(stmt);
+            drop(c);
+            let Some((last, ..)) = page.last() else {
+                return Ok(());
+            };
+            after = *last;
+            for (_, id, commune, data) in page {
+                let id = PersonalId::parse(&id)
+                    .map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))?;
+                f(id, &data, commune.as_deref())?;
+            }
+        }
     }
 
     fn search_json(&self, q: &SearchQuery) -> Result<Vec<(PersonalId, String)>> {
@@ -822,7 +899,7 @@ impl Store for SqliteStore {
         let meta_json = to_json(meta)?;
         let at = ts(&meta.at);
         let last = rows.iter().map(|r| r.line).max().unwrap_or(0);
-        self.write(|tx| {
+        let out = self.write(|tx| {
             let mut dupes = Vec::new();
             let mut ins_person = tx
                 .prepare_cached(
@@ -865,13 +942,17 @@ impl Store for SqliteStore {
             )
             .map_err(db)?;
             Ok(dupes)
-        })
+        });
+        self.register_written();
+        out
     }
 
     fn import_households(&self, households: &[Household], meta: &EventMeta) -> Result<Vec<String>> {
         let meta_json = to_json(meta)?;
         let at = ts(&meta.at);
-        self.write(|tx| insert_households(tx, households, &meta_json, &at))
+        let out = self.write(|tx| insert_households(tx, households, &meta_json, &at));
+        self.register_written();
+        out
     }
 
     fn import_progress(&self, import_id: &str) -> Result<Option<u64>> {

@@ -56,6 +56,8 @@ type IdSet = rustc_hash::FxHashSet<PersonalId>;
 /// A bulk load holding the writer connection.
 pub(crate) struct SqliteBulk<'a> {
     conn: MutexGuard<'a, Connection>,
+    /// The store's count of register commits, bumped after each of this load's.
+    writes: &'a std::sync::atomic::AtomicU64,
     import_id: String,
     meta_json: String,
     at: String,
@@ -261,6 +263,7 @@ impl<'a> SqliteBulk<'a> {
         }
         let mut bulk = Self {
             conn,
+            writes: &store.register_writes,
             import_id: import_id.to_owned(),
             meta_json: to_json(meta)?,
             at: ts(&meta.at),
@@ -307,9 +310,15 @@ impl<'a> SqliteBulk<'a> {
                 }
                 return Err(db(e));
             }
+            self.written();
             self.timing.committing += clock.elapsed();
         }
         Ok(())
+    }
+
+    fn written(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     fn restore(&mut self) -> Result<()> {
@@ -333,6 +342,7 @@ impl<'a> SqliteBulk<'a> {
         tx.execute("DELETE FROM meta WHERE key = 'bulk_load'", [])
             .map_err(db)?;
         tx.commit().map_err(db)?;
+        self.written();
         let t = &self.timing;
         tracing::info!(
             people = self.seen.len(),
@@ -385,6 +395,7 @@ impl BulkLoad for SqliteBulk<'_> {
             units,
             pending,
             timing,
+            writes,
             ..
         } = self;
         let conn: &Connection = conn;
@@ -415,6 +426,7 @@ impl BulkLoad for SqliteBulk<'_> {
             let clock = Instant::now();
             if std::mem::take(pending) {
                 conn.execute_batch("COMMIT").map_err(db)?;
+                writes.fetch_add(1, std::sync::atomic::Ordering::Release);
             }
             timing.committing += clock.elapsed();
             conn.execute_batch("BEGIN").map_err(db)?;
@@ -485,6 +497,7 @@ impl BulkLoad for SqliteBulk<'_> {
         let tx = self.conn.transaction().map_err(db)?;
         let taken = insert_households(&tx, households, &self.meta_json, &self.at)?;
         tx.commit().map_err(db)?;
+        self.written();
         Ok(taken)
     }
 

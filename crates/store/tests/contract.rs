@@ -159,6 +159,7 @@ contract!(
     import_households_skips_taken_numbers,
     importer_loads_an_empty_register_then_the_ordinary_way,
     for_each_person_visits_everyone_once_in_id_order,
+    scan_and_streams_after_follow_every_change,
     reopen_keeps_everything,
     docs_create_read_update_with_versions,
     docs_stale_version_and_second_creation_refused,
@@ -2052,4 +2053,66 @@ mod throughput {
             super::import_throughput(&b);
         }
     }
+}
+
+fn scan_and_streams_after_follow_every_change(b: &Backend) {
+    let s = &*b.store;
+    assert_eq!(s.last_event_seq().expect("last seq"), 0);
+    let writes = s.register_writes();
+    assert_eq!(
+        writes.is_some(),
+        b.name == "sqlite",
+        "only the embedded register knows of every write"
+    );
+    // A bulk load (records held by their import events on SQLite), then an ordinary commit.
+    let m = meta(t0());
+    let rows = bulk_rows(0, 6_000, 1);
+    let mut importer = Importer::new(s, "scan", &m).expect("importer");
+    assert_eq!(importer.people(&rows).expect("load"), Vec::<u64>::new());
+    importer.finish().expect("finish");
+    let loaded = s.last_event_seq().expect("last seq");
+    assert!(loaded >= 6_000, "{loaded}");
+    let after_load = s.register_writes();
+    if let (Some(a), Some(b)) = (writes, after_load) {
+        assert!(b > a, "a bulk load counts as register writes");
+    }
+    let p = record(1, "Nguyễn Văn An", 1990, BA_DINH);
+    let seqs = s.commit(&commit(t0(), vec![birth(&p)])).expect("commit");
+    if let (Some(a), Some(b)) = (after_load, s.register_writes()) {
+        assert!(b > a, "a commit counts as a register write");
+    }
+    assert_eq!(s.last_event_seq().expect("last seq"), seqs[0]);
+    assert_eq!(
+        s.streams_after(loaded, 10).expect("streams"),
+        vec![(seqs[0], format!("p:{}", p.id))]
+    );
+    assert_eq!(
+        s.streams_after(seqs[0], 10).expect("streams"),
+        Vec::<(i64, String)>::new()
+    );
+
+    // The scan sees everyone once, with the record and home commune a read gives.
+    let mut seen = std::collections::HashMap::new();
+    s.scan_persons_json(&mut |id, json, commune| {
+        let fresh = seen.insert(id, (json.to_owned(), commune.map(str::to_owned)));
+        assert!(fresh.is_none(), "{id} seen twice");
+        Ok(())
+    })
+    .expect("scan");
+    assert_eq!(seen.len(), 6_001);
+    for id in [rows[0].person.id, rows[5_999].person.id, p.id] {
+        let (json, commune) = seen.get(&id).expect("scanned");
+        let read = s.person_json(&id).expect("read").expect("stored");
+        assert_eq!((json, commune), (&read.0, &read.1));
+        let decoded: Person = serde_json::from_str(json).expect("record");
+        assert_eq!(decoded.id, id);
+    }
+    // An error from the callback stops the scan.
+    let mut calls = 0;
+    let stopped = s.scan_persons_json(&mut |_, _, _| {
+        calls += 1;
+        Err(StoreError::Backend("stop".into()))
+    });
+    assert!(stopped.is_err());
+    assert_eq!(calls, 1);
 }
