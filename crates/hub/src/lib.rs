@@ -9,6 +9,8 @@
 //!   field match, card status by the exchange ages, vital status), served as `card_verify`;
 //! - [`checkpoint`]: QR checkpoint passes (signed with the hub's key, verified offline) and
 //!   check-ins recorded once per pass;
+//! - [`match_index`]: the in-memory view attribute match answers from over an embedded
+//!   register (what the match compares, per person), kept current with every commit;
 //! - [`members`]: members, subsystems with their registered keys, and access rights as data;
 //! - [`service`]: the exchange services (attribute match, CMND → personal ID, eKYC signed by the
 //!   hub), `private_key_jwt` authentication with replay refusal, consents, and fee statements
