@@ -396,10 +396,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Calls `f` with every person's ID, stored record JSON and home commune, in no particular
     /// order, a page at a time (each page read on its own: a person changed during the scan
     /// may be seen before or after the change); stops at the first error `f` returns.
-    fn scan_persons_json(
-        &self,
-        f: &mut ScanPerson<'_>,
-    ) -> Result<()> {
+    fn scan_persons_json(&self, f: &mut ScanPerson<'_>) -> Result<()> {
         self.for_each_person(&mut |p| {
             let commune = p.home_commune();
             f(p.id, &to_json(&p)?, commune.as_deref())

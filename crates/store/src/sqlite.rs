@@ -666,10 +666,7 @@ impl Store for SqliteStore {
         )
     }
 
-    fn scan_persons_json(
-        &self,
-        f: &mut ScanPerson<'_>,
-    ) -> Result<()> {
+    fn scan_persons_json(&self, f: &mut ScanPerson<'_>) -> Result<()> {
         // In rowid order, the order the rows (and a bulk load's records) were written in,
         // rather than ID order through the index, which would visit the pages at random.
         let mut after = 0_i64;
