@@ -456,6 +456,7 @@ type MakeRequest = Arc<
         + Sync,
 >;
 
+#[derive(Default)]
 struct LoadResult {
     requests: u64,
     errors: u64,
@@ -464,6 +465,13 @@ struct LoadResult {
 }
 
 impl LoadResult {
+    fn merge(&mut self, other: LoadResult) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.seconds += other.seconds;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
     fn summary(&mut self) -> serde_json::Value {
         self.latencies_us.sort_unstable();
         json!({
@@ -475,6 +483,48 @@ impl LoadResult {
             "max_ms": round(percentile(&self.latencies_us, 1.0), 3),
         })
     }
+}
+
+/// One endpoint of [`interleaved`]: a label for the progress line, the bearer token, the
+/// requests.
+type Phase<'a> = (&'a str, Arc<str>, MakeRequest);
+
+/// Measures the phases in alternating one-second slices (A, B, C, A, B, C, …) until each has had
+/// `seconds`, so that load from anything else on the machine, which comes and goes, falls on all
+/// of them alike rather than on whichever ran while it lasted. Returns each phase's merged
+/// result and the process's CPU microseconds per request (server and load generator together)
+/// over its slices.
+fn interleaved(
+    rt: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    connections: usize,
+    seconds: u64,
+    phases: &[Phase<'_>],
+) -> Result<Vec<(LoadResult, f64)>, String> {
+    let labels: Vec<&str> = phases.iter().map(|p| p.0).collect();
+    eprintln!(
+        "[bench] http: {} in alternating 1 s slices, {seconds} s each, over {connections} connections…",
+        labels.join(" / ")
+    );
+    let mut out: Vec<(LoadResult, f64)> = phases
+        .iter()
+        .map(|_| (LoadResult::default(), 0.0))
+        .collect();
+    for _ in 0..seconds.max(1) {
+        for ((_, token, make), (acc, cpu)) in phases.iter().zip(out.iter_mut()) {
+            let cpu0 = cpu_seconds();
+            let r = rt.block_on(load(addr, token.clone(), connections, 1, make.clone()))?;
+            *cpu += cpu_seconds() - cpu0;
+            acc.merge(r);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|(r, cpu)| {
+            let per = cpu * 1e6 / r.requests.max(1) as f64;
+            (r, per)
+        })
+        .collect())
 }
 
 /// Drives `connections` keep-alive connections for `seconds`, each sending the requests `make`
