@@ -969,6 +969,24 @@ fn search_exact_prefix_filters_and_limit(b: &Backend) {
         }),
         prefixed[..2].to_vec()
     );
+    // The default page of 20 (a statement of its own on PostgreSQL), with and without filters.
+    assert_eq!(
+        found(SearchQuery {
+            limit: 20,
+            ..q("nguyen van an", true)
+        }),
+        prefixed
+    );
+    assert_eq!(
+        found(SearchQuery {
+            limit: 20,
+            birth_year: Some(1985),
+            commune: Some(THUC_PHAN.to_owned()),
+            province: Some("04".to_owned()),
+            ..q("nguyen", true)
+        }),
+        vec![id(2)]
+    );
     assert_eq!(
         found(SearchQuery {
             limit: 0,
