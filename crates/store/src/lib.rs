@@ -222,6 +222,12 @@ pub struct ImportRow {
 /// decided: what the hot read path passes through without decoding.
 pub type PersonJson = (String, Option<String>);
 
+/// A personal ID read back from the database (stored IDs were checked when written, so a
+/// failure here means the database was changed behind the register's back).
+pub(crate) fn stored_id(id: &str) -> Result<PersonalId> {
+    PersonalId::parse(id).map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))
+}
+
 /// What [`Store::scan_persons_json`] calls for each person: ID, stored record JSON, home
 /// commune (2025 code).
 pub type ScanPerson<'a> = dyn FnMut(PersonalId, &str, Option<&str>) -> Result<()> + 'a;
@@ -299,14 +305,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         None
     }
     /// Search by name key with filters, ordered by name key, birth year, then ID.
-    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>>;
-    /// The same search, answering with each record's stored JSON (no decoding).
-    fn search_json(&self, q: &SearchQuery) -> Result<Vec<(PersonalId, String)>> {
-        self.search(q)?
-            .into_iter()
-            .map(|p| Ok((p.id, to_json(&p)?)))
+    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
+        self.search_json(q)?
+            .iter()
+            .map(|(_, data)| from_json(data))
             .collect()
     }
+    /// The same search, answering with each record's stored JSON (no decoding).
+    fn search_json(&self, q: &SearchQuery) -> Result<Vec<(PersonalId, String)>>;
     /// People whose home commune is `commune`, ordered by ID, after `after`.
     fn people_of_commune(
         &self,

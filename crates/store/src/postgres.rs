@@ -165,21 +165,28 @@ macro_rules! search_sql {
         )
     };
 }
-/// Indexed by `4 * year + 2 * commune + province`, each 1 when that filter is given; the
-/// filters' parameters follow the name range in that order, then the limit.
-const SEARCH: [&str; 8] = [
-    search_sql!("", "$3"),
-    search_sql!(" AND province = $3", "$4"),
-    search_sql!(" AND commune = $3", "$4"),
-    search_sql!(" AND commune = $3 AND province = $4", "$5"),
-    search_sql!(" AND birth_year = $3", "$4"),
-    search_sql!(" AND birth_year = $3 AND province = $4", "$5"),
-    search_sql!(" AND birth_year = $3 AND commune = $4", "$5"),
-    search_sql!(
-        " AND birth_year = $3 AND commune = $4 AND province = $5",
-        "$6"
-    ),
-];
+/// The eight statements, indexed by `4 * year + 2 * commune + province` (each 1 when that
+/// filter is given); the filters' parameters follow the name range in that order. `$l0`..`$l3`
+/// is the LIMIT written after zero to three filters.
+macro_rules! search_set {
+    ($l0:literal, $l1:literal, $l2:literal, $l3:literal) => {
+        [
+            search_sql!("", $l0),
+            search_sql!(" AND province = $3", $l1),
+            search_sql!(" AND commune = $3", $l1),
+            search_sql!(" AND commune = $3 AND province = $4", $l2),
+            search_sql!(" AND birth_year = $3", $l1),
+            search_sql!(" AND birth_year = $3 AND province = $4", $l2),
+            search_sql!(" AND birth_year = $3 AND commune = $4", $l2),
+            search_sql!(
+                " AND birth_year = $3 AND commune = $4 AND province = $5",
+                $l3
+            ),
+        ]
+    };
+}
+/// With the limit bound as the last parameter.
+const SEARCH: [&str; 8] = search_set!("$3", "$4", "$5", "$6");
 /// The page most searches ask for (the registry's default).
 const SEARCH_PAGE: u32 = 20;
 /// [`SEARCH`] with [`SEARCH_PAGE`] written into the statement rather than bound. With the
@@ -187,19 +194,7 @@ const SEARCH_PAGE: u32 = 20;
 /// PostgreSQL plans every execution anew (about a fifth of its CPU per search); with it written
 /// in, the name-only search settles on the generic plan (the same ordered index scan) and is not
 /// planned again.
-const SEARCH_PAGED: [&str; 8] = [
-    search_sql!("", "20"),
-    search_sql!(" AND province = $3", "20"),
-    search_sql!(" AND commune = $3", "20"),
-    search_sql!(" AND commune = $3 AND province = $4", "20"),
-    search_sql!(" AND birth_year = $3", "20"),
-    search_sql!(" AND birth_year = $3 AND province = $4", "20"),
-    search_sql!(" AND birth_year = $3 AND commune = $4", "20"),
-    search_sql!(
-        " AND birth_year = $3 AND commune = $4 AND province = $5",
-        "20"
-    ),
-];
+const SEARCH_PAGED: [&str; 8] = search_set!("20", "20", "20", "20");
 const PEOPLE_OF_COMMUNE: &str =
     "SELECT data FROM persons WHERE commune = $1 AND id > $2 ORDER BY id LIMIT $3";
 const COUNT_PEOPLE: &str = "SELECT count(*) FROM persons";
@@ -745,19 +740,7 @@ impl Store for PgStore {
         };
         let rows = self.query(sql, &params)?;
         rows.iter()
-            .map(|r| {
-                let id: &str = r.get(1);
-                let id = PersonalId::parse(id)
-                    .map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))?;
-                Ok((id, r.get::<_, String>(0)))
-            })
-            .collect()
-    }
-
-    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
-        self.search_json(q)?
-            .iter()
-            .map(|(_, data)| from_json(data))
+            .map(|r| Ok((stored_id(r.get(1))?, r.get::<_, String>(0))))
             .collect()
     }
 

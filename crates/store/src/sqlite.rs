@@ -698,9 +698,7 @@ impl Store for SqliteStore {
             };
             after = *last;
             for (_, id, commune, data) in page {
-                let id = PersonalId::parse(&id)
-                    .map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))?;
-                f(id, &data, commune.as_deref())?;
+                f(stored_id(&id)?, &data, commune.as_deref())?;
             }
         }
     }
@@ -743,18 +741,7 @@ impl Store for SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db)?;
         rows.into_iter()
-            .map(|(id, data)| {
-                let id = PersonalId::parse(&id)
-                    .map_err(|e| StoreError::Backend(format!("stored ID {id:?}: {e}")))?;
-                Ok((id, data))
-            })
-            .collect()
-    }
-
-    fn search(&self, q: &SearchQuery) -> Result<Vec<Person>> {
-        self.search_json(q)?
-            .iter()
-            .map(|(_, data)| from_json(data))
+            .map(|(id, data)| Ok((stored_id(&id)?, data)))
             .collect()
     }
 
