@@ -230,8 +230,7 @@ pub fn attribute_match_record(
 
 /// What attribute match compares of one person, owned and compact, for an in-memory view of
 /// the register that answers without reading the store: the full name as one string, the date
-/// of birth, sex, whether dead, and the home commune (2025 code). About 120 bytes a person.
-/// Its answers are those of
+/// of birth, sex, whether dead, and the home commune (2025 code). Its answers are those of
 /// [`attribute_match_record`] over the record it was made from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchFacts {

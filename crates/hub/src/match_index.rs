@@ -14,7 +14,9 @@
 //! import run beside the server) and when the store fails, the caller reads the store as
 //! before. A PostgreSQL register, which other nodes write to, has no view.
 //!
-//! Memory: about 120 bytes a person (120 MB for a million).
+//! Memory: the process's anonymous memory grew by 352 MB while the view of 1,000,003 people
+//! was built (`RssAnon` before and after, `dancu bench --hub` over the 1M database): about
+//! 360 bytes a person with the map's spare room and the allocator's.
 
 use dancu_domain::id::PersonalId;
 use dancu_exchange::matching::{Claims, FieldAnswer, MatchFacts, MatchRecord};
