@@ -301,7 +301,12 @@ impl Run {
     }
 }
 
-/// Reads a run from the start, entry by entry, checking everything.
+/// Reads a run from the start, entry by entry, into one buffer it reuses.
+///
+/// It checks the run's structure (the key area's check, each key's record offset, each record's
+/// length) but not each record's own check: a merge copies records whole, check included, so a
+/// damaged record stays detectable by every later lookup, and the merge does not pay for hashing
+/// every record it moves.
 pub(crate) struct RunReader {
     path: PathBuf,
     keys: BufReader<File>,
@@ -311,13 +316,11 @@ pub(crate) struct RunReader {
     offset: u64,
     check: Fnv,
     expected_check: u64,
-}
-
-/// One entry of a run as read back: its key and its whole journal record.
-pub(crate) struct RunEntry {
-    pub(crate) person: [u8; 12],
-    pub(crate) seq: i64,
-    pub(crate) record: Vec<u8>,
+    /// The current entry's person and seq (after a successful [`Self::advance`]).
+    person: [u8; 12],
+    seq: i64,
+    /// The current entry's whole journal record (head and payload).
+    record: Vec<u8>,
 }
 
 impl RunReader {
@@ -340,6 +343,9 @@ impl RunReader {
             offset: payload_at,
             check: Fnv::new(),
             expected_check,
+            person: [0; 12],
+            seq: 0,
+            record: Vec::with_capacity(256),
         })
     }
 
@@ -347,13 +353,13 @@ impl RunReader {
         self.count
     }
 
-    /// The next entry, or `None` after the last (when the key area's check is verified).
-    pub(crate) fn next_entry(&mut self) -> Result<Option<RunEntry>> {
+    /// Moves to the next entry; `false` after the last (when the key area's check is verified).
+    pub(crate) fn advance(&mut self) -> Result<bool> {
         if self.read == self.count {
             if self.check.sum() != self.expected_check {
                 return Err(damaged(&self.path, "key check"));
             }
-            return Ok(None);
+            return Ok(false);
         }
         let mut k = [0u8; KEY as usize];
         self.keys
@@ -368,24 +374,18 @@ impl RunReader {
         self.records
             .read_exact(&mut head)
             .map_err(|e| io("reading", &self.path, e))?;
-        let (len, check) =
-            record_head(&head).ok_or_else(|| damaged(&self.path, "record length"))?;
-        let mut record = Vec::with_capacity(RECORD_HEAD + len);
-        record.extend_from_slice(&head);
-        record.resize(RECORD_HEAD + len, 0);
+        let (len, _) = record_head(&head).ok_or_else(|| damaged(&self.path, "record length"))?;
+        self.record.clear();
+        self.record.extend_from_slice(&head);
+        self.record.resize(RECORD_HEAD + len, 0);
         self.records
-            .read_exact(&mut record[RECORD_HEAD..])
+            .read_exact(&mut self.record[RECORD_HEAD..])
             .map_err(|e| io("reading", &self.path, e))?;
-        if fnv1a(&record[RECORD_HEAD..]) != check {
-            return Err(damaged(&self.path, "record check"));
-        }
-        self.offset += record.len() as u64;
+        self.offset += self.record.len() as u64;
         self.read += 1;
-        Ok(Some(RunEntry {
-            person,
-            seq,
-            record,
-        }))
+        self.person = person;
+        self.seq = seq;
+        Ok(true)
     }
 }
 
@@ -397,31 +397,32 @@ pub(crate) fn merge(dir: &Path, id: i64, inputs: Vec<PathBuf>) -> Result<(u64, i
         .map(RunReader::open)
         .collect::<Result<Vec<_>>>()?;
     let room: u64 = readers.iter().map(RunReader::count).sum();
-    let mut heads = readers
-        .iter_mut()
-        .map(RunReader::next_entry)
-        .collect::<Result<Vec<_>>>()?;
+    // Readers standing on an entry; a reader is dropped from the merge once it is used up.
+    let mut live = Vec::with_capacity(readers.len());
+    for (i, r) in readers.iter_mut().enumerate() {
+        if r.advance()? {
+            live.push(i);
+        }
+    }
     let mut writer = RunWriter::create(dir, id, room)?;
     let mut max_seq = 0i64;
     let mut last: Option<([u8; 12], i64)> = None;
-    loop {
-        let pick = heads
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|h| (i, (h.person, h.seq))))
-            .min_by_key(|(_, k)| *k)
-            .map(|(i, _)| i);
-        let Some(i) = pick else { break };
-        let Some(entry) = heads[i].take() else { break };
-        heads[i] = readers[i].next_entry()?;
+    while let Some(at) = (0..live.len()).min_by_key(|&j| {
+        let r = &readers[live[j]];
+        (r.person, r.seq)
+    }) {
+        let r = &mut readers[live[at]];
+        let key = (r.person, r.seq);
         // An entry is indexed once, so a key never repeats; should one anyway, it is the same
         // journal record and is kept once.
-        if last == Some((entry.person, entry.seq)) {
-            continue;
+        if last != Some(key) {
+            last = Some(key);
+            max_seq = max_seq.max(key.1);
+            writer.push(&key.0, key.1, &r.record)?;
         }
-        last = Some((entry.person, entry.seq));
-        max_seq = max_seq.max(entry.seq);
-        writer.push(&entry.person, entry.seq, &entry.record)?;
+        if !r.advance()? {
+            live.swap_remove(at);
+        }
     }
     let written = writer.written;
     writer.finish()?;
