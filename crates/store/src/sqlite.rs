@@ -1018,7 +1018,11 @@ mod tests {
         drop(SqliteStore::open(&old).unwrap());
         assert_eq!(page(&old), 4096);
         let s = SqliteStore::open(&old).unwrap();
-        assert!(s.person(&"001190000001".parse().unwrap()).unwrap().is_none());
+        assert!(
+            s.person(&"001190000001".parse().unwrap())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
