@@ -37,6 +37,9 @@ export async function deskScenario({ base, browser, eidLogin, weigh, check, offi
   await weigh(pa, 'desk-person-forms');
   await pa.click('#actions button[value="temporary"]');
   await pa.locator('#command').waitFor();
+  // The form arrives by a page load; htmx wires its fields up at DOMContentLoaded. Typing
+  // before that sends no check (the element can be there before the script has run).
+  await pa.waitForLoadState('load');
   // Validation as you type: a malformed commune code is reported next to the field.
   const commune = await pa.inputValue('#commune');
   await pa.fill('#commune', '12');
