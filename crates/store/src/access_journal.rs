@@ -956,17 +956,29 @@ mod tests {
         assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 1);
     }
 
-    #[test]
-    fn a_damaged_run_is_reported_not_misread() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = open(dir.path());
+    /// A journal whose first run holds A's and B's entries, with `damage` applied to the run
+    /// file's bytes; answers the run's path.
+    fn damaged_first_run(
+        dir: &Path,
+        damage: impl FnOnce(&mut Vec<u8>),
+    ) -> (AccessJournal, PathBuf) {
+        let j = open(dir);
         j.append(&[entry(A, 1), entry(B, 2)]).unwrap();
         j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
         let path = access_runs::run_path(&j.runs_dir(), 1);
         let mut bytes = std::fs::read(&path).unwrap();
-        let n = bytes.len();
-        bytes[n - 3] ^= 0x55;
+        damage(&mut bytes);
         std::fs::write(&path, &bytes).unwrap();
+        (j, path)
+    }
+
+    #[test]
+    fn a_damaged_run_is_reported_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, path) = damaged_first_run(dir.path(), |bytes| {
+            let n = bytes.len();
+            bytes[n - 3] ^= 0x55;
+        });
         drop(j);
         let j = open(dir.path());
         // B's record is the last one in the file (keys sorted by person).
@@ -988,14 +1000,8 @@ mod tests {
     #[test]
     fn a_run_with_a_damaged_key_area_is_not_merged() {
         let dir = tempfile::tempdir().unwrap();
-        let j = open(dir.path());
-        j.append(&[entry(A, 1), entry(B, 2)]).unwrap();
-        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
-        let path = access_runs::run_path(&j.runs_dir(), 1);
-        let mut bytes = std::fs::read(&path).unwrap();
         // The first key's seq (the header is 32 bytes, the person 12).
-        bytes[32 + 12] ^= 0x01;
-        std::fs::write(&path, &bytes).unwrap();
+        let (j, path) = damaged_first_run(dir.path(), |bytes| bytes[32 + 12] ^= 0x01);
         for n in 3..5 {
             j.append(&[entry(A, n)]).unwrap();
             j.upkeep_with(0, std::time::Duration::ZERO).unwrap();

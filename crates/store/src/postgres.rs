@@ -195,6 +195,8 @@ const SEARCH_PAGE: u32 = 20;
 /// in, the name-only search settles on the generic plan (the same ordered index scan) and is not
 /// planned again.
 const SEARCH_PAGED: [&str; 8] = search_set!("20", "20", "20", "20");
+// `concat!` takes only literals: the "20" above must be SEARCH_PAGE.
+const _: () = assert!(SEARCH_PAGE == 20);
 const PEOPLE_OF_COMMUNE: &str =
     "SELECT data FROM persons WHERE commune = $1 AND id > $2 ORDER BY id LIMIT $3";
 const COUNT_PEOPLE: &str = "SELECT count(*) FROM persons";
