@@ -35,11 +35,14 @@ export async function deskScenario({ base, browser, eidLogin, weigh, check, offi
   await eidLogin(pa, officer, 'officer');
   await openPerson(pa, base, parent.id, 'dang-ky-cu-tru');
   await weigh(pa, 'desk-person-forms');
+  // The portal is boosted: the form arrives by an htmx swap, and htmx wires the new fields up
+  // only when the swap settles (about 20 ms later). Typing before that sends no check: a
+  // failing run showed the input event at 16 ms and the settle after it.
+  const settled = pa.evaluate(() => new Promise((ok) =>
+    document.addEventListener('htmx:afterSettle', () => ok(), { once: true })));
   await pa.click('#actions button[value="temporary"]');
+  await settled;
   await pa.locator('#command').waitFor();
-  // The form arrives by a page load; htmx wires its fields up at DOMContentLoaded. Typing
-  // before that sends no check (the element can be there before the script has run).
-  await pa.waitForLoadState('load');
   // Validation as you type: a malformed commune code is reported next to the field.
   const commune = await pa.inputValue('#commune');
   await pa.fill('#commune', '12');
