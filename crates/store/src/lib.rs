@@ -33,7 +33,6 @@ mod docs_sqlite;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_bulk;
-mod sqlite_readers;
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -23,12 +23,11 @@
 //! versions 1 and 2 (always plain JSON) are read as they are.
 
 use crate::access_journal::AccessJournal;
-use crate::sqlite_readers::{ReaderGuard, ReaderPool};
 use crate::*;
 use dancu_domain::event::Household;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
 // Tables whose rows carry a whole record (persons, households, idempotent answers, events) are
 // ordinary rowid tables: rows are appended and the key lives in a small separate index.
@@ -212,6 +211,33 @@ pub(crate) fn ts(t: &DateTime<Utc>) -> String {
 /// Page size of a new register database.
 const PAGE_SIZE: i64 = 8192;
 
+#[derive(Debug)]
+pub(crate) struct ReaderManager(PathBuf);
+
+impl r2d2::ManageConnection for ReaderManager {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let c = Connection::open_with_flags(
+            &self.0,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(5))?;
+        c.pragma_update(None, "cache_size", -32_000)?;
+        // Map the whole file (the build raises SQLite's 2 GB cap; see .cargo/config.toml).
+        c.pragma_update(None, "mmap_size", 1_i64 << 40)?;
+        Ok(c)
+    }
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.query_row("SELECT 1", [], |_| Ok(()))
+    }
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
 /// The SQLite store.
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -219,16 +245,25 @@ pub struct SqliteStore {
     pub(crate) writer: Mutex<Connection>,
     /// Replaced by a fresh pool when a bulk load needs the file to itself (see
     /// [`crate::sqlite_bulk`]): idle readers would keep it from leaving WAL mode.
-    pub(crate) readers: RwLock<Arc<ReaderPool>>,
+    pub(crate) readers: RwLock<r2d2::Pool<ReaderManager>>,
     access: AccessJournal,
     /// A second connection to the access log's index for checkpoints, so that they run beside
     /// the indexer rather than between its commits.
     access_upkeep: Mutex<Option<Connection>>,
     /// Bumped after every register commit of this process (see [`Store::register_writes`]).
     pub(crate) register_writes: std::sync::atomic::AtomicU64,
-    /// Bumped after every commit of [`Self::write`]; with `register_writes`, what a reader's
-    /// snapshot must have seen (see [`crate::sqlite_readers`]).
-    commits: std::sync::atomic::AtomicU64,
+}
+
+/// A pool of read-only connections, opened on demand (none at first, so that a bulk load right
+/// after opening finds the file to itself).
+pub(crate) fn reader_pool(path: &Path) -> Result<r2d2::Pool<ReaderManager>> {
+    r2d2::Pool::builder()
+        .max_size(16)
+        .min_idle(Some(0))
+        // A `SELECT 1` on every checkout parsed and ran a statement per read.
+        .test_on_check_out(false)
+        .build(ReaderManager(path.to_owned()))
+        .map_err(|e| StoreError::Backend(format!("opening readers: {e}")))
 }
 
 /// Durability setting for commits.
@@ -301,7 +336,7 @@ impl SqliteStore {
         }
         w.execute_batch(SCHEMA).map_err(db)?;
         w.execute_batch(BULK_INDEXES).map_err(db)?;
-        let readers = RwLock::new(ReaderPool::new(path));
+        let readers = RwLock::new(reader_pool(path)?);
         let a = Connection::open(access_log_path(path)).map_err(db)?;
         a.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
@@ -317,23 +352,17 @@ impl SqliteStore {
             access,
             access_upkeep: Mutex::new(None),
             register_writes: std::sync::atomic::AtomicU64::new(0),
-            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// A read connection whose snapshot holds every commit this process has finished.
-    pub(crate) fn reader(&self) -> Result<ReaderGuard> {
-        use std::sync::atomic::Ordering::Acquire;
-        let generation = self
-            .register_writes
-            .load(Acquire)
-            .wrapping_add(self.commits.load(Acquire));
+    pub(crate) fn reader(&self) -> Result<r2d2::PooledConnection<ReaderManager>> {
         let pool = self
             .readers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        pool.checkout(generation)
+        pool.get()
+            .map_err(|e| StoreError::Backend(format!("no reader connection: {e}")))
     }
 
     pub(crate) fn write<T>(
@@ -346,7 +375,6 @@ impl SqliteStore {
             .map_err(db)?;
         let out = f(&tx)?;
         tx.commit().map_err(db)?;
-        crate::sqlite_readers::bump(&self.commits);
         Ok(out)
     }
 

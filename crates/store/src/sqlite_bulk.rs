@@ -30,9 +30,8 @@
 
 use crate::sqlite::{
     BULK_INDEX_NAMES, BULK_INDEXES, IMPORTED_PREFIX, RECORD_REF, SqliteStore, db,
-    insert_households, ts,
+    insert_households, reader_pool, ts,
 };
-use crate::sqlite_readers::ReaderPool;
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::fmt::Write as _;
@@ -235,7 +234,7 @@ impl<'a> SqliteBulk<'a> {
             }
         }
         // Close this store's idle readers: any open connection keeps the file in WAL mode.
-        *store.readers.write().unwrap_or_else(|p| p.into_inner()) = ReaderPool::new(&store.path);
+        *store.readers.write().unwrap_or_else(|p| p.into_inner()) = reader_pool(&store.path)?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(db)?;
         // The old pool's connections close when its last handle goes, which a background
