@@ -41,6 +41,9 @@ use p256::elliptic_curve::Generate;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::tracker_index::TrackerIndex;
 
 /// File holding the signed checkpoints.
 pub const CHECKPOINTS_FILE: &str = "checkpoints.bin";
@@ -339,6 +342,8 @@ pub struct AuditLog {
     last_checkpoint: Option<Checkpoint>,
     /// Bytes of a failed group still to be cut off before the log continues.
     pending_undo: Option<Undo>,
+    /// Where each person's records are, for the citizen's tracker.
+    tracker: Arc<TrackerIndex>,
 }
 
 /// How to take a failed group's bytes back out of the files: cut the segment that was open
@@ -436,24 +441,25 @@ impl AuditLog {
             .into_iter()
             .rev()
             .find(|c| c.verify_signature(key.verifying_key()));
-        let mut log = Self {
+        // Every segment is closed now (the writer continues in a new one), so the tracker's
+        // index can take them as they are.
+        let writer = new_writer(dir, settings)?;
+        let tracker = TrackerIndex::open(dir).map_err(io_err("opening the tracker index"))?;
+        Ok(Self {
             dir: dir.to_owned(),
             settings,
-            writer: None,
+            writer: Some(writer),
             key,
             checkpoints,
             last_checkpoint,
             pending_undo: None,
-        };
-        log.reopen()?;
-        Ok(log)
+            tracker: Arc::new(tracker),
+        })
     }
 
-    fn log_config(&self) -> LogConfig {
-        LogConfig {
-            segment_max_bytes: self.settings.segment_max_bytes,
-            flush_each_append: self.settings.fsync_each_record,
-        }
+    /// The per-person index of this log, for the citizen's tracker.
+    pub fn tracker(&self) -> Arc<TrackerIndex> {
+        self.tracker.clone()
     }
 
     /// Rebuilds the writer from the files: recovers the state from the newest segment and
@@ -464,21 +470,7 @@ impl AuditLog {
             undo.apply()?;
             self.pending_undo = None;
         }
-        let state = recover_dir(&self.dir)?;
-        let sink = FileSink {
-            dir: self.dir.clone(),
-            created: Vec::new(),
-            buffered: self.settings.fsync_each_record,
-        };
-        let mut writer = match state {
-            None => LogWriter::create(sink, self.log_config()),
-            Some(st) => LogWriter::resume(sink, self.log_config(), st),
-        };
-        if let Some(max) = self.settings.max_live_bytes {
-            let live = live_bytes(&self.dir)?;
-            writer.set_space_budget(Some(max.saturating_sub(live)));
-        }
-        self.writer = Some(writer);
+        self.writer = Some(new_writer(&self.dir, self.settings)?);
         Ok(())
     }
 
@@ -562,6 +554,11 @@ impl AuditLog {
             }
             return fail_all(e);
         }
+        self.tracker
+            .note(records.iter().zip(&out).filter_map(|(r, a)| {
+                let a = a.as_ref().ok()?;
+                Some((r.person.as_deref(), a.segment, a.offset))
+            }));
         let last = out
             .iter()
             .rev()
@@ -593,21 +590,49 @@ impl AuditLog {
         let Some(w) = self.writer.as_mut() else {
             return Err((0, AuditError::Damaged("no writer".into())));
         };
-        let appended = match w.append_many(records) {
-            Ok(a) => a,
-            Err((n, LogError::Record(e))) => return Err((n, e.into())),
-            Err((n, LogError::Full { needed, available })) => {
+        // As the writer's own `append_many`, keeping each record's place for the tracker.
+        let mut appended = Vec::with_capacity(records.len());
+        let mut failed = None;
+        for r in records {
+            match w.append_unflushed(r) {
+                Ok(a) => appended.push(a),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // Records before a refused one are kept and made durable; a failed write has stopped
+        // the writer, and its error is the one to report.
+        if self.settings.fsync_each_record
+            && !matches!(failed, Some(LogError::Io(_) | LogError::Poisoned))
+            && let Err(e) = w.flush()
+        {
+            failed = Some(e);
+        }
+        // Records written before a failure are in the log as the error says: index them too.
+        self.tracker.note(
+            records
+                .iter()
+                .zip(&appended)
+                .map(|(r, a)| (r.person.as_deref(), a.segment, a.offset)),
+        );
+        let n = appended.len();
+        match failed {
+            None => {}
+            Some(LogError::Record(e)) => return Err((n, e.into())),
+            Some(LogError::Full { needed, available }) => {
                 return Err((n, AuditError::Full { needed, available }));
             }
-            Err((n, LogError::Io(e))) => {
+            Some(LogError::Io(e)) => {
                 self.writer = None;
                 return Err((n, io_err("writing the exchange log")(e)));
             }
-            Err((n, LogError::Poisoned)) => {
+            Some(LogError::Poisoned) => {
                 self.writer = None;
                 return Err((n, AuditError::Damaged("the writer stopped".into())));
             }
-        };
+        }
         if let Some(last) = appended.last()
             && self
                 .settings
@@ -673,6 +698,30 @@ impl AuditLog {
         self.last_checkpoint = Some(cp.clone());
         Ok(Some(cp))
     }
+}
+
+/// A writer continuing the log of `dir` in a new segment, after recovering it from a torn
+/// last write.
+fn new_writer(dir: &Path, settings: AuditSettings) -> Result<LogWriter<FileSink>, AuditError> {
+    let state = recover_dir(dir)?;
+    let sink = FileSink {
+        dir: dir.to_owned(),
+        created: Vec::new(),
+        buffered: settings.fsync_each_record,
+    };
+    let config = LogConfig {
+        segment_max_bytes: settings.segment_max_bytes,
+        flush_each_append: settings.fsync_each_record,
+    };
+    let mut writer = match state {
+        None => LogWriter::create(sink, config),
+        Some(st) => LogWriter::resume(sink, config, st),
+    };
+    if let Some(max) = settings.max_live_bytes {
+        let live = live_bytes(dir)?;
+        writer.set_space_budget(Some(max.saturating_sub(live)));
+    }
+    Ok(writer)
 }
 
 fn live_bytes(dir: &Path) -> Result<u64, AuditError> {
@@ -822,11 +871,7 @@ pub fn verify_dir(
     let mut contents = Vec::with_capacity(segments.len());
     let mut files = Vec::with_capacity(segments.len());
     for (_, p) in segments {
-        let f = File::open(&p).map_err(io_err(format!("opening {}", p.display())))?;
-        contents.push(
-            read_segment(f, MAX_SEGMENT_READ)
-                .map_err(io_err(format!("reading {}", p.display())))?,
-        );
+        contents.push(read_segment_file(&p)?);
         files.push(p);
     }
     let (checkpoints, checkpoint_tail_bytes) = read_checkpoints(&dir.join(CHECKPOINTS_FILE))?;
@@ -839,30 +884,42 @@ pub fn verify_dir(
     })
 }
 
-/// Every record of the log in `dir` that verifies in its segment, oldest first (for fee
-/// statements and the citizen's view; run [`verify_dir`] to know the log is intact).
+/// The records of a segment file's well-formed frames that decode, with each frame's offset
+/// (nothing for a segment whose header does not decode).
+pub fn segment_entries(bytes: &[u8]) -> Vec<(usize, LogEntry)> {
+    let Ok((_, hlen)) = SegmentHeader::decode(bytes) else {
+        return Vec::new();
+    };
+    FrameReader::new(bytes, hlen)
+        .map_while(Result::ok)
+        .filter_map(|frame| Some((frame.offset, LogEntry::decode(frame.record).ok()?)))
+        .collect()
+}
+
+fn read_segment_file(p: &Path) -> Result<Vec<u8>, AuditError> {
+    let f = File::open(p).map_err(io_err(format!("opening {}", p.display())))?;
+    read_segment(f, MAX_SEGMENT_READ).map_err(io_err(format!("reading {}", p.display())))
+}
+
+/// Every record of the log in `dir` that verifies in its segment, oldest first (run
+/// [`verify_dir`] to know the log is intact). The citizen's view reads one person's records
+/// through [`AuditLog::tracker`] instead.
 pub fn read_entries(dir: &Path) -> Result<Vec<LogEntry>, AuditError> {
     let mut out = Vec::new();
     for (_, p) in list_segments(dir).map_err(io_err("listing segments"))? {
-        let f = File::open(&p).map_err(io_err(format!("opening {}", p.display())))?;
-        let bytes = read_segment(f, MAX_SEGMENT_READ)
-            .map_err(io_err(format!("reading {}", p.display())))?;
-        let Ok((_, hlen)) = SegmentHeader::decode(&bytes) else {
-            continue;
-        };
-        for frame in FrameReader::new(&bytes, hlen).map_while(Result::ok) {
-            if let Ok(e) = LogEntry::decode(frame.record) {
-                out.push(e);
-            }
-        }
+        out.extend(
+            segment_entries(&read_segment_file(&p)?)
+                .into_iter()
+                .map(|(_, e)| e),
+        );
     }
     Ok(out)
 }
 
 /// The records of the live log in `dir` timed at or after `since`, oldest first. Reads the
 /// segments from the newest back and stops after the first one that starts before `since`
-/// (records are appended in time order), so a restart reads the current period only, not the
-/// whole log.
+/// (records are appended in time order), so a restart or a monthly statement reads the
+/// period asked for, not the whole log.
 pub fn read_entries_since(dir: &Path, since: DateTime<Utc>) -> Result<Vec<LogEntry>, AuditError> {
     let mut segments = Vec::new();
     for (_, p) in list_segments(dir)
@@ -870,15 +927,9 @@ pub fn read_entries_since(dir: &Path, since: DateTime<Utc>) -> Result<Vec<LogEnt
         .into_iter()
         .rev()
     {
-        let f = File::open(&p).map_err(io_err(format!("opening {}", p.display())))?;
-        let bytes = read_segment(f, MAX_SEGMENT_READ)
-            .map_err(io_err(format!("reading {}", p.display())))?;
-        let Ok((_, hlen)) = SegmentHeader::decode(&bytes) else {
-            continue;
-        };
-        let entries: Vec<LogEntry> = FrameReader::new(&bytes, hlen)
-            .map_while(Result::ok)
-            .filter_map(|frame| LogEntry::decode(frame.record).ok())
+        let entries: Vec<LogEntry> = segment_entries(&read_segment_file(&p)?)
+            .into_iter()
+            .map(|(_, e)| e)
             .collect();
         let older = entries.first().is_some_and(|e| e.record.time < since);
         segments.push(entries);
@@ -910,9 +961,7 @@ pub fn archive(
     let segments = list_segments(dir).map_err(io_err("listing segments"))?;
     let mut infos = Vec::with_capacity(segments.len());
     for (_, p) in &segments {
-        let f = File::open(p).map_err(io_err(format!("opening {}", p.display())))?;
-        let bytes = read_segment(f, MAX_SEGMENT_READ)
-            .map_err(io_err(format!("reading {}", p.display())))?;
+        let bytes = read_segment_file(p)?;
         infos.push(
             SegmentInfo::scan(&bytes)
                 .map_err(|e| AuditError::Damaged(format!("{}: {e}", p.display())))?,
@@ -934,6 +983,14 @@ pub fn archive(
         let to = target.join(segment_file_name(*n));
         fs::rename(&from, &to).map_err(io_err(format!("moving {}", from.display())))?;
         moved.push(to);
+        // The tracker's index of it goes along (it serves the live log only).
+        let index = crate::tracker_index::index_file_name(*n);
+        match fs::rename(dir.join(&index), target.join(&index)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err(format!("moving {index}"))(e));
+            }
+            _ => {}
+        }
     }
     Ok((plan, moved))
 }

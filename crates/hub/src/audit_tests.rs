@@ -8,11 +8,11 @@ use dancu_exchange::log::record::{AuditRecord, ExchangeResult};
 use dancu_exchange::log::verify::{CheckpointStatus, Defect};
 use std::path::Path;
 
-fn t(i: i64) -> chrono::DateTime<Utc> {
+pub(crate) fn t(i: i64) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap() + TimeDelta::seconds(i)
 }
 
-fn record(i: u64) -> AuditRecord {
+pub(crate) fn record(i: u64) -> AuditRecord {
     AuditRecord {
         time: t(i as i64),
         caller_org: "bank-a".into(),
@@ -28,7 +28,7 @@ fn record(i: u64) -> AuditRecord {
     }
 }
 
-fn settings() -> AuditSettings {
+pub(crate) fn settings() -> AuditSettings {
     AuditSettings {
         segment_max_bytes: 1500,
         fsync_each_record: false,

@@ -15,6 +15,9 @@
 //! - [`service`]: the exchange services (attribute match, CMND → personal ID, eKYC signed by the
 //!   hub), `private_key_jwt` authentication with replay refusal, consents, and fee statements
 //!   metered from the log;
+//! - [`tracker_index`]: where each person's exchanges sit in the log, so the citizen's tracker
+//!   reads that person's records only (closed segments indexed in files beside them, the open
+//!   one in memory, a segment without a sound index read whole while its file is rebuilt);
 //! - [`tokens`]: short-lived bearer access tokens obtained with a client assertion (OAuth
 //!   client credentials), checked per call from memory, backed by the document store;
 //! - [`batch`]: batch verification jobs (up to a million attribute-match rows) answered in the
@@ -43,6 +46,7 @@ pub mod match_index;
 pub mod members;
 pub mod service;
 pub mod tokens;
+pub mod tracker_index;
 pub mod webhooks;
 
 #[cfg(test)]
@@ -53,3 +57,5 @@ mod quota_tests;
 mod replay_tests;
 #[cfg(test)]
 mod token_tests;
+#[cfg(test)]
+mod tracker_tests;

@@ -7,7 +7,7 @@
 //! document store; fees are metered from the log itself, so a statement is exactly what the
 //! log shows.
 
-use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries};
+use crate::audit::{AuditError, AuditLog, AuditSettings, load_or_create_key, read_entries_since};
 use crate::cards::{CardInput, CardTrust, CardVerification, SERVICE_CARD_VERIFY};
 use crate::commit::{Batcher, GroupLog, LogReceipt};
 use crate::events::{
@@ -363,6 +363,8 @@ pub struct Hub {
     /// What attribute match compares, in memory, over an embedded register (see
     /// [`crate::match_index`]).
     match_index: Option<Arc<crate::match_index::MatchIndex>>,
+    /// Where each person's exchanges are in the log (the citizen's tracker).
+    tracker: Arc<crate::tracker_index::TrackerIndex>,
 }
 
 /// The quota counters as the exchange log shows them: every call a right with a quota allowed
@@ -396,7 +398,7 @@ fn quota_usage(
     } else {
         return Ok(limits);
     };
-    let entries = crate::audit::read_entries_since(audit_dir, since).map_err(|e| e.to_string())?;
+    let entries = read_entries_since(audit_dir, since).map_err(|e| e.to_string())?;
     for e in entries {
         let r = &e.record;
         if matches!(r.result, ExchangeResult::Refused(_)) {
@@ -455,6 +457,7 @@ impl Hub {
             .exempt_classes
             .extend(config.fee_exempt_classes.iter().cloned());
         let store_for_index = store.clone();
+        let tracker = audit.tracker();
         Ok(Self {
             config: RwLock::new(Arc::new(config)),
             config_file: None,
@@ -473,12 +476,18 @@ impl Hub {
             tariff,
             card_trust: CardTrust::default(),
             match_index: crate::match_index::MatchIndex::start(store_for_index),
+            tracker,
         })
     }
 
     /// The in-memory view attribute match answers from, when the register has one.
     pub fn match_index(&self) -> Option<&Arc<crate::match_index::MatchIndex>> {
         self.match_index.as_ref()
+    }
+
+    /// Where each person's exchanges are in the log (the citizen's tracker).
+    pub fn tracker(&self) -> &Arc<crate::tracker_index::TrackerIndex> {
+        &self.tracker
     }
 
     /// The same hub with the CSCA certificates and CRLs that card verification trusts
@@ -1152,7 +1161,7 @@ impl Hub {
     /// fields and why; covert accesses only once their embargo has ended (Vietnam date).
     pub fn person_accesses(&self, person: &str) -> Result<Vec<AccessLine>, HubError> {
         parse_id(person)?;
-        let entries = read_entries(&self.audit_dir).map_err(internal)?;
+        let entries = self.tracker.entries_of(person).map_err(internal)?;
         let today = vietnam_date(self.clock.now());
         Ok(person_view(&entries, person, today))
     }
@@ -1172,7 +1181,13 @@ impl Hub {
                 "Invalid period (year, month 1–12)",
             ));
         }
-        let entries = read_entries(&self.audit_dir).map_err(internal)?;
+        // The month starts at midnight Vietnam time (UTC+7); later months' records are
+        // filtered out by the statement.
+        let since = chrono::NaiveDate::from_ymd_opt(year, month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc() - chrono::TimeDelta::hours(7))
+            .ok_or_else(|| internal("month start"))?;
+        let entries = read_entries_since(&self.audit_dir, since).map_err(internal)?;
         let calls: Vec<MeteredCall> = entries
             .iter()
             .map(|e| &e.record)

@@ -304,6 +304,7 @@ pub(super) fn bench_hub(
     let expected = (ids.len() * FAN_OUT) as u64;
     eprintln!("[bench] hub: webhook fan-out of {expected} events…");
     let start = Instant::now();
+    let tracker_hub = hub.clone();
     {
         let _g = server_rt.enter();
         crate::server::spawn_webhook_sender(hub, std::time::Duration::from_millis(1), None);
@@ -316,6 +317,7 @@ pub(super) fn bench_hub(
     let delivered = received.load(Ordering::Relaxed);
     let _ = stop_tx.send(());
     drop(server_rt);
+    let citizen_tracker = bench_tracker(&tracker_hub, &hub_dir.join("audit"), &ids)?;
     let empty_rps = empty_r.requests as f64 / empty_r.seconds;
     let attr_rps = attr_r.requests as f64 / attr_r.seconds;
     let bearer_rps = bearer_r.requests as f64 / bearer_r.seconds;
@@ -350,5 +352,65 @@ pub(super) fn bench_hub(
             "target_events_per_second": 10_000,
             "what": "record_imported events of the import, read from the register's event table, filtered per subscription, rights decided and logged per delivery (fsync), signed ES256 in batches of up to 100, POSTed to a local receiver, cursor stored; subscriptions served in turn by one sender",
         },
+        "citizen_tracker": citizen_tracker,
+    }))
+}
+
+/// Queries the citizen's tracker makes in the measurement.
+const TRACKER_QUERIES: usize = 2000;
+
+/// The citizen's tracker over the whole log the run wrote: per-person queries through the
+/// index, beside one full read of the log (what every query cost before the index). The
+/// answers of the first 100 people are checked against the full read.
+fn bench_tracker(hub: &Hub, audit_dir: &Path, ids: &[String]) -> Result<serde_json::Value, String> {
+    eprintln!("[bench] hub: citizen tracker…");
+    let start = Instant::now();
+    hub.tracker().settle();
+    let settle_secs = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let all = dancu_hub::audit::read_entries(audit_dir).map_err(|e| e.to_string())?;
+    let full_read_secs = start.elapsed().as_secs_f64();
+    let records = all.len();
+    let segments = dancu_hub::audit::list_segments(audit_dir)
+        .map_err(|e| e.to_string())?
+        .len();
+    let today = dancu_exchange::rights::vietnam_date(chrono::Utc::now());
+    for id in ids.iter().take(100) {
+        let want = dancu_exchange::log::tracker::person_view(&all, id, today);
+        let got = hub.person_accesses(id).map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!(
+                "the tracker of {id} gave {} lines, a full read {}",
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    drop(all);
+    let mut rng = rand::rng();
+    // Nanoseconds: `percentile` reports a thousandth of what it is given.
+    let mut nanos = Vec::with_capacity(TRACKER_QUERIES);
+    let mut lines = 0;
+    let start = Instant::now();
+    for _ in 0..TRACKER_QUERIES {
+        let id = &ids[rng.random_range(0..ids.len())];
+        let t = Instant::now();
+        lines += hub.person_accesses(id).map_err(|e| e.to_string())?.len();
+        nanos.push(u32::try_from(t.elapsed().as_nanos()).unwrap_or(u32::MAX));
+    }
+    let mean_us = start.elapsed().as_secs_f64() * 1e6 / TRACKER_QUERIES as f64;
+    nanos.sort_unstable();
+    Ok(json!({
+        "records_in_log": records,
+        "segments": segments,
+        "index_settle_seconds": round(settle_secs, 3),
+        "queries": TRACKER_QUERIES,
+        "lines_per_query": round(lines as f64 / TRACKER_QUERIES as f64, 2),
+        "mean_us": round(mean_us, 1),
+        "p50_us": round(super::percentile(&nanos, 0.5), 1),
+        "p99_us": round(super::percentile(&nanos, 0.99), 1),
+        "full_read_ms": round(full_read_secs * 1e3, 1),
+        "speed_up_over_full_read": round(full_read_secs * 1e6 / mean_us, 0),
+        "what": "one person's accesses (Hub::person_accesses, in-process) for random people of the register: index lookups per segment, each record read back from its segment and decoded, embargo applied; beside one full read of the live log, which every query cost before the index; the first 100 people's answers are checked against that full read",
     }))
 }

@@ -399,6 +399,8 @@ pub struct Appended {
     pub hash: Hash,
     /// Segment it is in.
     pub segment: u64,
+    /// Byte offset of its frame in that segment (where its length prefix starts).
+    pub offset: u64,
 }
 
 /// Appends records to segments created by a [`SegmentSink`].
@@ -529,6 +531,7 @@ impl<S: SegmentSink> LogWriter<S> {
             self.poisoned = true;
             return Err(e.into());
         }
+        let offset = *written;
         *written += frame_len;
         let seq = self.state.next_seq;
         self.state.next_seq += 1;
@@ -538,6 +541,7 @@ impl<S: SegmentSink> LogWriter<S> {
             seq,
             hash,
             segment: self.state.segment,
+            offset,
         })
     }
 
