@@ -590,27 +590,11 @@ impl AuditLog {
         let Some(w) = self.writer.as_mut() else {
             return Err((0, AuditError::Damaged("no writer".into())));
         };
-        // As the writer's own `append_many`, keeping each record's place for the tracker.
-        let mut appended = Vec::with_capacity(records.len());
-        let mut failed = None;
-        for r in records {
-            match w.append_unflushed(r) {
-                Ok(a) => appended.push(a),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        // Records before a refused one are kept and made durable; a failed write has stopped
-        // the writer, and its error is the one to report.
-        if self.settings.fsync_each_record
-            && !matches!(failed, Some(LogError::Io(_) | LogError::Poisoned))
-            && let Err(e) = w.flush()
-        {
-            failed = Some(e);
-        }
-        // Records written before a failure are in the log as the error says: index them too.
+        let (appended, failed) = match w.append_many(records) {
+            Ok(a) => (a, None),
+            Err((a, e)) => (a, Some(e)),
+        };
+        // Records written before a failure are in the log, as the error says: index them too.
         self.tracker.note(
             records
                 .iter()

@@ -547,11 +547,12 @@ impl<S: SegmentSink> LogWriter<S> {
 
     /// Appends several records and flushes once at the end (when the writer flushes each
     /// append), so a batch costs one disk sync instead of one per record. On an error the
-    /// records before the failing one are in the log; their count is returned with the error.
+    /// records before the failing one are in the log; where they went is returned with the
+    /// error.
     pub fn append_many(
         &mut self,
         records: &[AuditRecord],
-    ) -> Result<Vec<Appended>, (usize, LogError)> {
+    ) -> Result<Vec<Appended>, (Vec<Appended>, LogError)> {
         let each = self.config.flush_each_append;
         let mut out = Vec::with_capacity(records.len());
         let mut failed = None;
@@ -565,10 +566,10 @@ impl<S: SegmentSink> LogWriter<S> {
             }
         }
         if each && let Err(e) = self.flush() {
-            return Err((out.len(), e));
+            return Err((out, e));
         }
         match failed {
-            Some(e) => Err((out.len(), e)),
+            Some(e) => Err((out, e)),
             None => Ok(out),
         }
     }

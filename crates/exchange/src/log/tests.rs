@@ -432,6 +432,7 @@ fn appending_many_writes_the_same_bytes_as_one_by_one_and_stops_at_a_full_budget
     let mut w = LogWriter::create(MemorySink::new(), config);
     w.set_space_budget(Some(700));
     let (written, err) = w.append_many(&records).unwrap_err();
+    let written = written.len();
     assert!(matches!(err, super::segment::LogError::Full { .. }));
     assert!(written > 0 && written < 40);
     assert_eq!(w.state().next_seq, written as u64);
