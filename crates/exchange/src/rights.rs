@@ -292,11 +292,18 @@ impl TokenBucket {
 }
 
 /// Calls counted per calendar period (Vietnam time).
+///
+/// A counter on its own lets `limit` calls through per period. A leased counter (one of
+/// several nodes sharing the quota) lets through only the units leased to it for the
+/// current period ([`Self::extend`]): the nodes take leases from a shared count, so together
+/// they never pass the limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuotaCounter {
     quota: Quota,
     period_start: Option<NaiveDate>,
     used: u64,
+    /// Units leased for the current period, when leased.
+    leased: Option<u64>,
 }
 
 impl QuotaCounter {
@@ -306,6 +313,38 @@ impl QuotaCounter {
             quota,
             period_start: None,
             used: 0,
+            leased: None,
+        }
+    }
+
+    /// A counter that starts each period with nothing leased.
+    pub fn leased(quota: Quota) -> Self {
+        Self {
+            leased: Some(0),
+            ..Self::new(quota)
+        }
+    }
+
+    /// The most calls this counter lets through in the current period.
+    fn ceiling(&self) -> u64 {
+        self.leased
+            .map_or(self.quota.limit, |l| l.min(self.quota.limit))
+    }
+
+    /// Calls this counter may still let through in the period of `now`, and the period's
+    /// first day.
+    pub fn room(&mut self, now: DateTime<Utc>) -> (NaiveDate, u64) {
+        let start = self.roll(now);
+        (start, self.ceiling().saturating_sub(self.used))
+    }
+
+    /// Adds `n` units leased for the period starting on `period` (ignored if that period is
+    /// no longer the current one, or the counter is not leased).
+    pub fn extend(&mut self, now: DateTime<Utc>, period: NaiveDate, n: u64) {
+        if self.roll(now) == period
+            && let Some(l) = self.leased.as_mut()
+        {
+            *l = l.saturating_add(n);
         }
     }
 
@@ -332,6 +371,9 @@ impl QuotaCounter {
             // counter never lets more than `limit` through in one period it is in.
             self.period_start = Some(start);
             self.used = 0;
+            if self.leased.is_some() {
+                self.leased = Some(0);
+            }
         }
         start
     }
@@ -345,7 +387,7 @@ impl QuotaCounter {
     /// Whether `n` more calls fit in the period of `now`; `Err(first day of next period)`.
     pub fn check(&mut self, now: DateTime<Utc>, n: u64) -> Result<(), NaiveDate> {
         let start = self.roll(now);
-        if self.used.saturating_add(n) > self.quota.limit {
+        if self.used.saturating_add(n) > self.ceiling() {
             Err(self.next_start(start))
         } else {
             Ok(())
@@ -375,19 +417,54 @@ impl QuotaCounter {
 pub struct Limits {
     bucket: Option<TokenBucket>,
     quota: Option<QuotaCounter>,
+    /// Quotas are leased from a shared count (see [`QuotaCounter`]).
+    leased: bool,
 }
 
 impl Limits {
+    /// Limits whose quota is leased from a count shared with other nodes.
+    pub fn leased() -> Self {
+        Self {
+            leased: true,
+            ..Self::default()
+        }
+    }
+
+    /// Calls `right`'s quota still lets this holder make in the period of `now`, with the
+    /// period's first day; `None` when the right has no quota.
+    pub fn quota_room(
+        &mut self,
+        right: &AccessRight,
+        now: DateTime<Utc>,
+    ) -> Option<(NaiveDate, u64)> {
+        self.for_right(right).1.map(|q| q.room(now))
+    }
+
+    /// Adds `n` units of `right`'s quota leased for the period starting on `period`.
+    pub fn extend_quota(
+        &mut self,
+        right: &AccessRight,
+        now: DateTime<Utc>,
+        period: NaiveDate,
+        n: u64,
+    ) {
+        if let Some(q) = self.for_right(right).1 {
+            q.extend(now, period, n);
+        }
+    }
+
     /// Counts against `right`'s quota a call it allowed at `at`, as read back from the exchange
     /// log, so that a restart does not hand out the period's quota again.
     /// Calls are handed over oldest first; each also takes its token from the rate bucket as
     /// at its own time, so that a restart does not hand out a fresh burst either.
+    /// A leased quota is not counted here: its count is the shared one the leases come from.
     pub fn count_past(&mut self, right: &AccessRight, at: DateTime<Utc>, now: DateTime<Utc>) {
+        let leased = self.leased;
         let (bucket, quota) = self.for_right(right);
         if let Some(b) = bucket {
             b.take_past(at);
         }
-        if let Some(q) = quota {
+        if let Some(q) = quota.filter(|_| !leased) {
             q.count_past(at, now);
         }
     }
@@ -409,7 +486,11 @@ impl Limits {
         if let Some(q) = right.quota
             && self.quota.as_ref().is_none_or(|c| c.quota != q)
         {
-            self.quota = Some(QuotaCounter::new(q));
+            self.quota = Some(if self.leased {
+                QuotaCounter::leased(q)
+            } else {
+                QuotaCounter::new(q)
+            });
         }
         (
             right.rate.and(self.bucket.as_mut()),
@@ -672,6 +753,32 @@ mod tests {
         c2.now = call.now;
         c2.consent.as_mut().unwrap().expires_at = call.now + TimeDelta::days(1);
         assert!(c2.run(&mut limits).is_ok());
+    }
+
+    #[test]
+    fn a_leased_quota_lets_through_what_was_leased_and_starts_each_period_empty() {
+        let r = right();
+        let mut limits = Limits::leased();
+        let mut call = Call::ok();
+        let period = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        // Nothing leased yet: refused as over quota.
+        assert_eq!(limits.quota_room(&r, call.now), Some((period, 0)));
+        assert_eq!(call.run(&mut limits).unwrap_err().code(), "quota_exceeded");
+        limits.extend_quota(&r, call.now, period, 1);
+        assert_eq!(limits.quota_room(&r, call.now), Some((period, 1)));
+        assert!(call.run(&mut limits).is_ok());
+        call.now += TimeDelta::seconds(5);
+        assert_eq!(call.run(&mut limits).unwrap_err().code(), "quota_exceeded");
+        // A lease past the limit lets through no more than the limit.
+        limits.extend_quota(&r, call.now, period, 10);
+        assert_eq!(limits.quota_room(&r, call.now), Some((period, 2)));
+        // A lease for a period that has ended is dropped; the new period starts empty.
+        let april = Utc.with_ymd_and_hms(2026, 3, 31, 17, 0, 0).unwrap();
+        limits.extend_quota(&r, april, period, 5);
+        assert_eq!(
+            limits.quota_room(&r, april),
+            Some((NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(), 0))
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub mod enrich;
 pub mod events;
 pub mod match_index;
 pub mod members;
+pub mod quota;
 pub mod service;
 pub mod tokens;
 pub mod tracker_index;

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Quotas survive a restart: the hub rebuilds each subsystem's usage of the current period from
-//! the exchange log when it opens.
+//! Quotas survive a restart and hold across nodes: the count is shared in the document store
+//! and each node leases from it; rate buckets are rebuilt from the exchange log when a node
+//! opens.
 
 use crate::audit::AuditSettings;
 use crate::members::HubConfig;
@@ -14,6 +15,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
+    open_node(dir, "audit", clock)
+}
+
+/// A hub node with its own exchange log in `dir/<log>`, over the database in `dir`.
+fn open_node(dir: &Path, log: &str, clock: Arc<FixedClock>) -> Hub {
     let config: HubConfig = serde_json::from_value(json!({
         "members": [{"id": "bank-a", "name": "A", "class": "bank",
                      "subsystems": [{"id": "small", "keys": []}, {"id": "big", "keys": []},
@@ -41,8 +47,8 @@ fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
         store,
         docs,
         clock as Arc<dyn Clock>,
-        &dir.join("audit"),
-        &dir.join("hub"),
+        &dir.join(log),
+        &dir.join(format!("{log}-keys")),
         AuditSettings::default(),
     )
     .unwrap()
@@ -177,4 +183,38 @@ fn a_restart_hands_out_no_fresh_burst() {
         call(&hub, "burst", "account_opening").unwrap_err(),
         "rate_limited"
     );
+}
+
+#[test]
+fn two_nodes_over_one_database_share_each_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 14, 3, 0, 0).unwrap(),
+    ));
+    let a = open_node(dir.path(), "audit-a", clock.clone());
+    let b = open_node(dir.path(), "audit-b", clock.clone());
+    let allowed = |hub: &Hub| call(hub, "small", "account_opening").unwrap_err();
+    assert_eq!(allowed(&a), "person_not_found");
+    assert_eq!(allowed(&b), "person_not_found");
+    assert_eq!(allowed(&a), "person_not_found");
+    // The daily quota of 3 is spent between them: neither node lets a fourth call through.
+    assert_eq!(allowed(&b), "quota_exceeded");
+    assert_eq!(allowed(&a), "quota_exceeded");
+    for _ in 0..4 {
+        call(&a, "big", "account_opening").unwrap_err();
+    }
+    call(&b, "big", "account_opening").unwrap_err();
+    for hub in [&a, &b] {
+        assert_eq!(
+            hub.quota_used("bank-a", "big", "verify_attributes", "account_opening"),
+            Some(5)
+        );
+    }
+    // Each node's log holds its own calls.
+    let logged = |log: &str| {
+        crate::audit::read_entries(&dir.path().join(log))
+            .unwrap()
+            .len()
+    };
+    assert_eq!((logged("audit-a"), logged("audit-b")), (7, 3));
 }

@@ -17,7 +17,7 @@ use crate::members::HubConfig;
 use crate::tokens::{
     AccessToken, TOKEN_KIND, TOKEN_SECONDS, TokenCache, TokenGrant, new_token, same_key, token_hash,
 };
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Utc};
 use dancu_domain::clock::Clock;
 use dancu_domain::{CmndNumber, PartialDate, PersonalId, Problem};
 use dancu_eid::oidc::OidcError;
@@ -367,37 +367,28 @@ pub struct Hub {
     tracker: Arc<crate::tracker_index::TrackerIndex>,
 }
 
-/// The quota counters as the exchange log shows them: every call a right with a quota allowed
-/// (served, or failed after it was allowed) in the current month, Vietnam time, counted against
-/// that right under the same key the calls use, so a restart hands out no quota twice. Rate
-/// buckets are rebuilt the same way from the calls recent enough to weigh on them, so a
-/// restart hands out no fresh burst either.
-fn quota_usage(
+/// The rate buckets as the exchange log shows them: every call a right with a rate allowed
+/// (served, or failed after it was allowed) recent enough to weigh on its bucket, so a restart
+/// hands out no fresh burst. Quotas need no replay: their count is shared in the document
+/// store (see [`crate::quota`]).
+fn rate_usage(
     config: &HubConfig,
     audit_dir: &Path,
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, Limits>, String> {
     let mut limits: HashMap<String, Limits> = HashMap::new();
-    let quotas = config.rights.iter().any(|r| r.quota.is_some());
     // A rate bucket refills from empty within burst / rate seconds: only calls that recent
     // still weigh on it.
-    let refill = config
+    let Some(refill) = config
         .rights
         .iter()
         .filter_map(|r| r.rate)
         .map(|r| i64::from(r.burst) / i64::from(r.per_second.max(1)) + 1)
-        .max();
-    let since = if quotas {
-        let month = vietnam_date(now).with_day(1).unwrap_or(vietnam_date(now));
-        month
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc() - chrono::TimeDelta::hours(7))
-            .unwrap_or(now)
-    } else if let Some(secs) = refill {
-        now - chrono::TimeDelta::seconds(secs)
-    } else {
+        .max()
+    else {
         return Ok(limits);
     };
+    let since = now - chrono::TimeDelta::seconds(refill);
     let entries = read_entries_since(audit_dir, since).map_err(|e| e.to_string())?;
     for e in entries {
         let r = &e.record;
@@ -414,7 +405,7 @@ fn quota_usage(
         ) else {
             continue;
         };
-        if right.quota.is_none() && right.rate.is_none() {
+        if right.rate.is_none() {
             continue;
         }
         let key = format!(
@@ -423,7 +414,7 @@ fn quota_usage(
         );
         limits
             .entry(key)
-            .or_default()
+            .or_insert_with(Limits::leased)
             .count_past(right, r.time, now);
     }
     Ok(limits)
@@ -446,7 +437,7 @@ impl Hub {
     ) -> Result<Self, String> {
         config.check()?;
         let audit = AuditLog::open(audit_dir, settings).map_err(|e| e.to_string())?;
-        let limits = quota_usage(&config, audit_dir, clock.now())?;
+        let limits = rate_usage(&config, audit_dir, clock.now())?;
         let response_key = load_or_create_key(key_dir, RESPONSE_KEY_FILE, RESPONSE_PUBLIC_KEY_FILE)
             .map_err(|e| e.to_string())?;
         let response_kid = Jwk::from_p256(response_key.verifying_key())
@@ -804,9 +795,23 @@ impl Hub {
                 "{}/{}/{service}/{}",
                 client.org, client.subsystem, meta.purpose
             );
-            let l = limits.entry(key).or_default();
+            let config = self.config();
+            let l = limits.entry(key.clone()).or_insert_with(Limits::leased);
+            crate::quota::ensure_lease(
+                &*self.docs,
+                &config.rights,
+                &key,
+                &client.org,
+                &client.subsystem,
+                service,
+                &meta.purpose,
+                fields,
+                l,
+                now,
+            )
+            .map_err(internal)?;
             decide(
-                &self.config().rights,
+                &config.rights,
                 &AccessRequest {
                     org: &client.org,
                     subsystem: &client.subsystem,
@@ -1422,15 +1427,31 @@ impl Hub {
             "{}/{}/{service}/{}",
             client.org, client.subsystem, meta.purpose
         );
+        let config = self.config();
+        // A dry run may take a lease (it moves shared units to this node, using none).
+        let held = limits.entry(key.clone()).or_insert_with(Limits::leased);
+        crate::quota::ensure_lease(
+            &*self.docs,
+            &config.rights,
+            &key,
+            &client.org,
+            &client.subsystem,
+            service,
+            &meta.purpose,
+            fields,
+            held,
+            now,
+        )
+        .map_err(internal)?;
         let mut scratch;
         let l = if dry_run {
-            scratch = limits.get(&key).cloned().unwrap_or_default();
+            scratch = held.clone();
             &mut scratch
         } else {
-            limits.entry(key).or_default()
+            held
         };
         Ok(decide(
-            &self.config().rights,
+            &config.rights,
             &AccessRequest {
                 org: &client.org,
                 subsystem: &client.subsystem,
@@ -1463,12 +1484,13 @@ impl Hub {
         right.quota?;
         let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
         let key = format!("{org}/{subsystem}/{service}/{purpose}");
-        Some(
-            limits
-                .entry(key)
-                .or_default()
-                .quota_used(right, self.clock.now()),
-        )
+        // Every node's leases, less what this node holds unused.
+        let (period, room) = limits
+            .entry(key.clone())
+            .or_insert_with(Limits::leased)
+            .quota_room(right, self.clock.now())?;
+        let claimed = crate::quota::claimed(&*self.docs, &key, period).ok()?;
+        Some(claimed.saturating_sub(room))
     }
 
     /// Logs one exchange (pub(crate) for the batch jobs).

@@ -35,7 +35,15 @@ struct HubServer {
     data_dir: PathBuf,
     next_jti: AtomicU32,
     pg_schema: Option<String>,
+    docs: Arc<dyn dancu_store::docs::DocStore>,
     _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Another node of the same deployment: its own hub (log, keys, memory) over the first
+/// server's register and document store, serving at `base` until dropped.
+struct Node {
+    base: String,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -197,7 +205,7 @@ impl HubServer {
         let hub = Hub::open(
             hub_config(clock.now(), webhook, nats.is_some()),
             store.clone(),
-            docs,
+            docs.clone(),
             clock.clone() as Arc<dyn Clock>,
             &data_dir.join("audit"),
             &data_dir.join("hub"),
@@ -247,9 +255,46 @@ impl HubServer {
             data_dir,
             next_jti: AtomicU32::new(0),
             pg_schema: pg.map(|(_, schema)| schema),
+            docs,
             _dir: dir,
             _stop: stop,
         }
+    }
+
+    /// Starts a second node over the same register and document store, with its own log in
+    /// `<data dir>/node-2`.
+    async fn second_node(&self) -> Node {
+        let dir = self.data_dir.join("node-2");
+        let hub = off_runtime(|| {
+            Hub::open(
+                hub_config(self.clock.now(), None, false),
+                self.store.clone(),
+                self.docs.clone(),
+                self.clock.clone() as Arc<dyn Clock>,
+                &dir.join("audit"),
+                &dir.join("hub"),
+                AuditSettings {
+                    fsync_each_record: false,
+                    ..AuditSettings::default()
+                },
+            )
+            .unwrap()
+        });
+        let registry = Arc::new(Registry::new(
+            self.store.clone(),
+            self.clock.clone() as Arc<dyn Clock>,
+            Some(43),
+        ));
+        let app = dancu_http::router(dancu_http::AppState::new(registry).with_hub(Arc::new(hub)));
+        let bound = dancu::server::Bound::bind("127.0.0.1:0".parse().unwrap(), app)
+            .await
+            .unwrap();
+        let base = format!("http://{}", bound.local_addr());
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(bound.serve(async move {
+            let _ = rx.await;
+        }));
+        Node { base, _stop: stop }
     }
 
     /// A person in the register, with legacy CMND numbers.
@@ -351,7 +396,18 @@ impl HubServer {
     }
 
     async fn call_with(&self, path: &str, assertion: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        self.call_at(&self.base, path, assertion, body).await
+    }
+
+    /// As [`Self::call_with`], to the server at `base`.
+    async fn call_at(
+        &self,
+        base: &str,
+        path: &str,
+        assertion: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        let mut req = self.http.post(format!("{base}{path}")).json(&body);
         if let Some(a) = assertion {
             req = req.header("x-client-assertion", a);
         }
@@ -956,6 +1012,46 @@ async fn hub_refusals_are_problems_with_stable_codes_and_are_logged() {
             "served",
         ]
     );
+}
+
+#[tokio::test]
+async fn hub_nodes_over_one_database_share_quotas_and_refuse_each_other_s_replays() {
+    let s = HubServer::start().await;
+    let n2 = s.second_node().await;
+    let id = s.person(2, "Trần Thị Bình", Sex::Female, 1985, &[]);
+    let path = "/api/hub/v1/verify/attributes";
+    let body = with(
+        meta(),
+        json!({"id": id, "claims": {"name": "Trần Thị Bình"}}),
+    );
+    let at = |node: usize| {
+        if node == 1 {
+            s.base.clone()
+        } else {
+            n2.base.clone()
+        }
+    };
+    // `bank-a/small` may make 2 calls a day, whichever node answers them.
+    for (node, want) in [(1, 200), (2, 200), (1, 429), (2, 429)] {
+        let a = s.assertion("small", 3, "urn:dancu:hub");
+        let (st, v) = s.call_at(&at(node), path, Some(&a), body.clone()).await;
+        assert_eq!(st, want, "node {node}: {v}");
+        if st == 429 {
+            assert_eq!(v["code"], "quota_exceeded");
+        }
+    }
+    // An assertion used at one node is refused at the other.
+    let a = s.assertion("ekyc", 1, "urn:dancu:hub");
+    assert_eq!(s.call_at(&at(2), path, Some(&a), body.clone()).await.0, 200);
+    let (st, v) = s.call_at(&at(1), path, Some(&a), body.clone()).await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (401, Some("client_assertion_replayed"))
+    );
+    // Each node logged what it answered.
+    let node2 = off_runtime(|| read_entries(&s.data_dir.join("node-2/audit")).unwrap());
+    assert_eq!(node2.len(), 3);
+    assert_eq!(off_runtime(|| s.log()).len(), 2);
 }
 
 #[tokio::test]
