@@ -18,6 +18,10 @@
 //! - [`tracker_index`]: where each person's exchanges sit in the log, so the citizen's tracker
 //!   reads that person's records only (closed segments indexed in files beside them, the open
 //!   one in memory, a segment without a sound index read whole while its file is rebuilt);
+//! - [`quota`]: quotas shared by the nodes over one database, leased from a count in the
+//!   document store;
+//! - [`shared_tracker`]: each node's citizen's-tracker lines copied to the document store, so
+//!   the tracker at any node shows what every node answered;
 //! - [`tokens`]: short-lived bearer access tokens obtained with a client assertion (OAuth
 //!   client credentials), checked per call from memory, backed by the document store;
 //! - [`batch`]: batch verification jobs (up to a million attribute-match rows) answered in the
@@ -46,6 +50,7 @@ pub mod match_index;
 pub mod members;
 pub mod quota;
 pub mod service;
+pub mod shared_tracker;
 pub mod tokens;
 pub mod tracker_index;
 pub mod webhooks;

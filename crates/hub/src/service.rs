@@ -365,6 +365,10 @@ pub struct Hub {
     match_index: Option<Arc<crate::match_index::MatchIndex>>,
     /// Where each person's exchanges are in the log (the citizen's tracker).
     tracker: Arc<crate::tracker_index::TrackerIndex>,
+    /// This node's name among the nodes over one database.
+    node: String,
+    /// Copies this node's tracker lines for the other nodes, when the database is shared.
+    shipper: Option<crate::shared_tracker::Shipper>,
 }
 
 /// The rate buckets as the exchange log shows them: every call a right with a rate allowed
@@ -449,6 +453,21 @@ impl Hub {
             .extend(config.fee_exempt_classes.iter().cloned());
         let store_for_index = store.clone();
         let tracker = audit.tracker();
+        let node = crate::shared_tracker::node_id(audit_dir).map_err(|e| e.to_string())?;
+        // A register that can change without this process knowing is another node's too.
+        let shipper = if store.register_writes().is_none() {
+            Some(
+                crate::shared_tracker::Shipper::start(
+                    audit_dir,
+                    node.clone(),
+                    tracker.clone(),
+                    docs.clone(),
+                )
+                .map_err(|e| e.to_string())?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             config: RwLock::new(Arc::new(config)),
             config_file: None,
@@ -468,7 +487,27 @@ impl Hub {
             card_trust: CardTrust::default(),
             match_index: crate::match_index::MatchIndex::start(store_for_index),
             tracker,
+            node,
+            shipper,
         })
+    }
+
+    /// Shares the citizen's tracker with the other nodes over the same database even though
+    /// the register says nothing of them (several processes over one SQLite file): this node's
+    /// lines are copied to the document store and the others' shown with its own.
+    pub fn with_shared_tracker(mut self) -> Result<Self, String> {
+        if self.shipper.is_none() {
+            self.shipper = Some(
+                crate::shared_tracker::Shipper::start(
+                    &self.audit_dir,
+                    self.node.clone(),
+                    self.tracker.clone(),
+                    self.docs.clone(),
+                )
+                .map_err(|e| e.to_string())?,
+            );
+        }
+        Ok(self)
     }
 
     /// The in-memory view attribute match answers from, when the register has one.
@@ -1168,7 +1207,16 @@ impl Hub {
         parse_id(person)?;
         let entries = self.tracker.entries_of(person).map_err(internal)?;
         let today = vietnam_date(self.clock.now());
-        Ok(person_view(&entries, person, today))
+        let mut lines = person_view(&entries, person, today);
+        if self.shipper.is_some() {
+            lines.extend(
+                crate::shared_tracker::other_nodes_lines(&*self.docs, person, &self.node, today)
+                    .map_err(internal)?,
+            );
+            // Oldest first across nodes (a stable sort keeps each node's order).
+            lines.sort_by_key(|l| l.time);
+        }
+        Ok(lines)
     }
 
     /// The fee statement of a month as CSV (every member, or one), metered from the log's

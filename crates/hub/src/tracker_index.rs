@@ -267,6 +267,9 @@ struct State {
     files: BTreeMap<u64, Arc<IndexFile>>,
     /// Segments handed to the index thread and not finished.
     queued: HashSet<u64>,
+    /// How far the log is known durable: every record of the segments before `.0`, and those
+    /// of segment `.0` whose frame starts at or before `.1`.
+    durable: (u64, Option<u64>),
 }
 
 /// A job of the index thread.
@@ -316,7 +319,9 @@ impl TrackerIndex {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
         }
-        for (n, path) in crate::audit::list_segments(dir)? {
+        let segments = crate::audit::list_segments(dir)?;
+        lock(&index.state).durable = (segments.last().map_or(0, |(n, _)| n + 1), None);
+        for (n, path) in segments {
             let len = fs::metadata(&path)?.len();
             match IndexFile::open(dir, n, len) {
                 Some(f) => {
@@ -358,6 +363,7 @@ impl TrackerIndex {
                     }
                     st.open = Some((segment, SegmentMap::default()));
                 }
+                st.durable = (segment, Some(offset));
                 let (Some(p), Ok(offset)) = (person, u32::try_from(offset)) else {
                     continue;
                 };
@@ -441,6 +447,12 @@ impl TrackerIndex {
             }
         }
         Ok(out)
+    }
+
+    /// How far the log is durable: every record of the segments before `.0`, and those of
+    /// segment `.0` whose frame starts at or before `.1` (none of it for `None`).
+    pub fn durable(&self) -> (u64, Option<u64>) {
+        lock(&self.state).durable
     }
 
     /// Closed segments with a checked index file, and segments still waiting for one.

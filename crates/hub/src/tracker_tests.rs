@@ -213,3 +213,57 @@ fn archived_segments_take_their_index_files_along() {
     // The tracker serves the live log, as a full read does.
     assert_same(dir.path(), &tracker);
 }
+
+#[test]
+fn another_node_sees_each_copied_line_once_even_when_a_round_is_sent_again() {
+    use crate::shared_tracker::{CURSOR_FILE, node_id, other_nodes_lines, ship_round};
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("audit");
+    let (_, docs) =
+        dancu_store::docs::open_with_docs(dir.path().join("db.sqlite3").to_str().unwrap()).unwrap();
+    let mut log = AuditLog::open(&log_dir, settings()).unwrap();
+    let node = node_id(&log_dir).unwrap();
+    assert_eq!(node_id(&log_dir).unwrap(), node, "kept");
+    append(&mut log, 0, 30);
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    let seen = |p: &str| {
+        other_nodes_lines(&*docs, p, "another-node", today)
+            .unwrap()
+            .len()
+    };
+    let own = |p: &str| expected(&log_dir, p).len();
+    let copied = ship_round(&log_dir, &node, &log.tracker(), &*docs).unwrap();
+    assert_eq!(copied, (0..30).filter(|i| person_of(*i).is_some()).count());
+    for p in people() {
+        assert_eq!(seen(&p), own(&p), "{p}");
+        // The node itself leaves its own copies out.
+        assert!(
+            other_nodes_lines(&*docs, &p, &node, today)
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // Nothing new: nothing copied.
+    assert_eq!(
+        ship_round(&log_dir, &node, &log.tracker(), &*docs).unwrap(),
+        0
+    );
+    // A crash before the cursor was kept sends everything again; still one line each.
+    std::fs::remove_file(log_dir.join(CURSOR_FILE)).unwrap();
+    assert_eq!(
+        ship_round(&log_dir, &node, &log.tracker(), &*docs).unwrap(),
+        copied
+    );
+    for p in people() {
+        assert_eq!(seen(&p), own(&p), "{p}");
+    }
+    // After a restart the node carries on where it stopped.
+    drop(log);
+    let mut log = AuditLog::open(&log_dir, settings()).unwrap();
+    append(&mut log, 30, 45);
+    let more = ship_round(&log_dir, &node, &log.tracker(), &*docs).unwrap();
+    assert_eq!(more, (30..45).filter(|i| person_of(*i).is_some()).count());
+    for p in people() {
+        assert_eq!(seen(&p), own(&p), "{p}");
+    }
+}

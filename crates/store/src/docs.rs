@@ -191,6 +191,20 @@ pub trait DocStore: Send + Sync + std::fmt::Debug + 'static {
         .map(|_| ())
     }
 
+    /// Appends many entries (subject, time, entry) in one transaction, in their order: all or
+    /// none.
+    fn append_usage_many(&self, entries: &[(String, DateTime<Utc>, String)]) -> Result<()> {
+        let writes: Vec<DocWrite> = entries
+            .iter()
+            .map(|(subject, at, json)| DocWrite::Usage {
+                subject: subject.clone(),
+                at: *at,
+                json: json.clone(),
+            })
+            .collect();
+        self.commit_docs(&writes).map(|_| ())
+    }
+
     /// A subject's entries with `since <= at < until` (either bound may be open), newest first
     /// (entries at the same instant: last appended first), at most `limit`.
     fn usage(

@@ -27,6 +27,9 @@ const UPDATE_DOC: &str = "UPDATE docs SET version = version + 1, json = $3, expi
 const DELETE_DOC: &str = "DELETE FROM docs WHERE kind = $1 AND key = $2 AND version = $3";
 const DOC_VERSION: &str = "SELECT version FROM docs WHERE kind = $1 AND key = $2";
 const INSERT_USAGE: &str = "INSERT INTO usage_log (subject, at, json) VALUES ($1, $2, $3)";
+/// Many usage entries in one statement; seq follows the arrays' order.
+const INSERT_USAGE_MANY: &str = "INSERT INTO usage_log (subject, at, json)
+     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[])";
 const PURGE_DOCS: &str = "DELETE FROM docs WHERE expires_at <= $1";
 const PURGE_SEEN: &str = "DELETE FROM seen_once WHERE expires_at <= $1";
 const REMEMBER_ONCE: &str = "INSERT INTO seen_once (kind, key, expires_at) VALUES ($1, $2, $3)
@@ -248,6 +251,21 @@ impl DocStore for PgStore {
                 json: r.get(1),
             })
             .collect())
+    }
+
+    fn append_usage_many(&self, entries: &[(String, DateTime<Utc>, String)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let subjects: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
+        let ats: Vec<DateTime<Utc>> = entries.iter().map(|e| e.1).collect();
+        let jsons: Vec<&str> = entries.iter().map(|e| e.2.as_str()).collect();
+        let mut c = self.conn()?;
+        let stmt = c.stmt(INSERT_USAGE_MANY)?;
+        c.client
+            .execute(&stmt, &[&subjects, &ats, &jsons])
+            .map_err(pg)?;
+        Ok(())
     }
 
     fn purge_usage_before(&self, cutoff: DateTime<Utc>) -> Result<u64> {

@@ -1991,6 +1991,24 @@ fn usage_log_order_range_limit_and_retention(b: &Backend) {
     assert_eq!(d.usage("acc2", None, None, 10).expect("usage").len(), 1);
     assert_eq!(d.purge_usage_before(at(5)).expect("purge"), 2);
     assert_eq!(ns(None, None, 100), [r#"{"n":6}"#, r#"{"n":5}"#]);
+    // Many at once, in order: the last of one instant comes first.
+    let many: Vec<(String, _, String)> = [(7, "acc3", 70), (7, "acc3", 71), (6, "acc4", 60)]
+        .into_iter()
+        .map(|(days, s, n)| (s.to_owned(), at(days), format!(r#"{{"n":{n}}}"#)))
+        .collect();
+    d.append_usage_many(&many).expect("append many");
+    d.append_usage_many(&[]).expect("append nothing");
+    assert_eq!(
+        d.usage("acc3", None, None, 10)
+            .expect("usage")
+            .into_iter()
+            .map(|r| r.json)
+            .collect::<Vec<_>>(),
+        [r#"{"n":71}"#, r#"{"n":70}"#]
+    );
+    assert_eq!(d.usage("acc4", None, None, 10).expect("usage").len(), 1);
+    d.purge_usage_before(at(8)).expect("purge");
+    assert_eq!(d.usage("acc3", None, None, 10).expect("usage"), []);
 }
 
 fn docs_survive_reopen(b: &Backend) {

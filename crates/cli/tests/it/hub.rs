@@ -187,6 +187,16 @@ impl HubServer {
     /// With a webhook subscription (`push`) and/or a NATS one (`push-nats`, published through
     /// the server at `nats`).
     async fn start_with_push(webhook: Option<&str>, nats: Option<&str>) -> Self {
+        Self::start_inner(webhook, nats, false).await
+    }
+
+    /// A first node whose citizen's tracker is shared with [`Self::second_node`]s even over
+    /// SQLite (over PostgreSQL it is anyway).
+    async fn start_shared() -> Self {
+        Self::start_inner(None, None, true).await
+    }
+
+    async fn start_inner(webhook: Option<&str>, nats: Option<&str>, shared: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_owned();
         let db = data_dir.join("dancu.sqlite3");
@@ -215,6 +225,11 @@ impl HubServer {
             },
         )
         .unwrap();
+        let hub = if shared {
+            hub.with_shared_tracker().unwrap()
+        } else {
+            hub
+        };
         let registry = Arc::new(Registry::new(
             store.clone(),
             clock.clone() as Arc<dyn Clock>,
@@ -278,6 +293,8 @@ impl HubServer {
                     ..AuditSettings::default()
                 },
             )
+            .unwrap()
+            .with_shared_tracker()
             .unwrap()
         });
         let registry = Arc::new(Registry::new(
@@ -1015,8 +1032,8 @@ async fn hub_refusals_are_problems_with_stable_codes_and_are_logged() {
 }
 
 #[tokio::test]
-async fn hub_nodes_over_one_database_share_quotas_and_refuse_each_other_s_replays() {
-    let s = HubServer::start().await;
+async fn hub_nodes_over_one_database_share_quotas_replay_refusals_and_the_citizen_s_tracker() {
+    let s = HubServer::start_shared().await;
     let n2 = s.second_node().await;
     let id = s.person(2, "Trần Thị Bình", Sex::Female, 1985, &[]);
     let path = "/api/hub/v1/verify/attributes";
@@ -1032,7 +1049,9 @@ async fn hub_nodes_over_one_database_share_quotas_and_refuse_each_other_s_replay
         }
     };
     // `bank-a/small` may make 2 calls a day, whichever node answers them.
+    // A second between calls, so that the tracker's order across nodes is the calls' order.
     for (node, want) in [(1, 200), (2, 200), (1, 429), (2, 429)] {
+        s.clock.advance(Duration::seconds(1));
         let a = s.assertion("small", 3, "urn:dancu:hub");
         let (st, v) = s.call_at(&at(node), path, Some(&a), body.clone()).await;
         assert_eq!(st, want, "node {node}: {v}");
@@ -1041,6 +1060,7 @@ async fn hub_nodes_over_one_database_share_quotas_and_refuse_each_other_s_replay
         }
     }
     // An assertion used at one node is refused at the other.
+    s.clock.advance(Duration::seconds(1));
     let a = s.assertion("ekyc", 1, "urn:dancu:hub");
     assert_eq!(s.call_at(&at(2), path, Some(&a), body.clone()).await.0, 200);
     let (st, v) = s.call_at(&at(1), path, Some(&a), body.clone()).await;
@@ -1052,6 +1072,52 @@ async fn hub_nodes_over_one_database_share_quotas_and_refuse_each_other_s_replay
     let node2 = off_runtime(|| read_entries(&s.data_dir.join("node-2/audit")).unwrap());
     assert_eq!(node2.len(), 3);
     assert_eq!(off_runtime(|| s.log()).len(), 2);
+
+    // A covert access through node 2.
+    s.clock.advance(Duration::seconds(1));
+    let police = s.assertion_of("police", "investigation", 4, "urn:dancu:hub");
+    assert_eq!(s.call_at(&at(2), path, Some(&police), body).await.0, 200);
+    // The citizen's tracker at either node shows what both answered, each once, oldest
+    // first, the covert access hidden; the copies arrive within a few pauses.
+    let tracker = async |node: usize| {
+        let resp = s
+            .http
+            .post(format!("{}/api/hub/v1/tracker", at(node)))
+            .bearer_auth(&s.registrar)
+            .json(&json!({"person": id}))
+            .send()
+            .await
+            .unwrap();
+        let (st, v) = decode(resp).await;
+        assert_eq!(st, 200, "{v}");
+        v.as_array().unwrap().clone()
+    };
+    let settled = async |node: usize, want: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let lines = tracker(node).await;
+            if lines.len() >= want || std::time::Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    for node in [1, 2] {
+        let lines = settled(node, 5).await;
+        let served: Vec<bool> = lines.iter().map(|l| l["served"] == true).collect();
+        assert_eq!(
+            served,
+            [true, true, false, false, true],
+            "node {node}: {lines:?}"
+        );
+        assert!(lines.iter().all(|l| l["org"] == "bank-a"), "{lines:?}");
+    }
+    s.clock.advance(Duration::days(31));
+    for node in [1, 2] {
+        let lines = tracker(node).await;
+        assert_eq!(lines.len(), 6, "node {node}: {lines:?}");
+        assert_eq!(lines[5]["org"], "police");
+    }
 }
 
 #[tokio::test]

@@ -8,10 +8,10 @@
 
 use super::record::{ExchangeResult, LogEntry};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One access as the person sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessLine {
     /// When.
     pub time: DateTime<Utc>,
