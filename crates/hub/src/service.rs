@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Service code of attribute match.
@@ -344,7 +345,7 @@ pub struct ConsentGrant {
 /// The hub.
 #[derive(Debug)]
 pub struct Hub {
-    config: RwLock<Arc<HubConfig>>,
+    config: Arc<ConfigCell>,
     config_file: Option<PathBuf>,
     store: Arc<dyn Store>,
     docs: Arc<dyn DocStore>,
@@ -355,7 +356,6 @@ pub struct Hub {
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
     limits: Mutex<HashMap<String, Limits>>,
-    config_writer: Mutex<()>,
     response_key: SigningKey,
     response_kid: String,
     tariff: Tariff,
@@ -368,8 +368,57 @@ pub struct Hub {
     /// This node's name among the nodes over one database.
     node: String,
     /// Copies this node's tracker lines for the other nodes, when the database is shared.
-    shipper: Option<crate::shared_tracker::Shipper>,
+    shipper: Option<crate::shared_tracker::Worker>,
+    /// Takes the configuration changes other nodes make, when shared.
+    follower: Option<crate::shared_tracker::Worker>,
 }
+
+/// The configuration every call reads, and what changes it.
+#[derive(Debug)]
+struct ConfigCell {
+    current: RwLock<Arc<HubConfig>>,
+    /// The version of the database's configuration this node runs (when shared).
+    version: AtomicU64,
+    /// Changes are made one at a time.
+    writer: Mutex<()>,
+}
+
+impl ConfigCell {
+    fn get(&self) -> Arc<HubConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set(&self, c: HubConfig, version: Option<u64>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+        if let Some(v) = version {
+            self.version.store(v, Ordering::Release);
+        }
+    }
+
+    /// Takes the database's configuration if it is newer than the one this node runs.
+    fn follow(&self, docs: &dyn DocStore) {
+        // A change under way here sets the configuration itself.
+        let Ok(_one_at_a_time) = self.writer.try_lock() else {
+            return;
+        };
+        if let Ok(Some(d)) = docs.get(CONFIG_KIND, CONFIG_KEY)
+            && d.version > self.version.load(Ordering::Acquire)
+            && let Ok(c) = serde_json::from_str::<HubConfig>(&d.json)
+            && c.check().is_ok()
+        {
+            self.set(c, Some(d.version));
+        }
+    }
+}
+
+/// The configuration shared by the nodes over one database: a document of this kind and key.
+const CONFIG_KIND: &str = "hub_config";
+const CONFIG_KEY: &str = "current";
+/// How soon a node takes a configuration change made at another node.
+pub const CONFIG_FOLLOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The rate buckets as the exchange log shows them: every call a right with a rate allowed
 /// (served, or failed after it was allowed) recent enough to weigh on its bucket, so a restart
@@ -455,21 +504,13 @@ impl Hub {
         let tracker = audit.tracker();
         let node = crate::shared_tracker::node_id(audit_dir).map_err(|e| e.to_string())?;
         // A register that can change without this process knowing is another node's too.
-        let shipper = if store.register_writes().is_none() {
-            Some(
-                crate::shared_tracker::Shipper::start(
-                    audit_dir,
-                    node.clone(),
-                    tracker.clone(),
-                    docs.clone(),
-                )
-                .map_err(|e| e.to_string())?,
-            )
-        } else {
-            None
-        };
-        Ok(Self {
-            config: RwLock::new(Arc::new(config)),
+        let shared = store.register_writes().is_none();
+        let hub = Self {
+            config: Arc::new(ConfigCell {
+                current: RwLock::new(Arc::new(config)),
+                version: AtomicU64::new(0),
+                writer: Mutex::new(()),
+            }),
             config_file: None,
             store,
             docs,
@@ -480,7 +521,6 @@ impl Hub {
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
             limits: Mutex::new(limits),
-            config_writer: Mutex::new(()),
             response_key,
             response_kid,
             tariff,
@@ -488,26 +528,73 @@ impl Hub {
             match_index: crate::match_index::MatchIndex::start(store_for_index),
             tracker,
             node,
-            shipper,
-        })
+            shipper: None,
+            follower: None,
+        };
+        if shared {
+            hub.with_other_nodes()
+        } else {
+            Ok(hub)
+        }
     }
 
-    /// Shares the citizen's tracker with the other nodes over the same database even though
-    /// the register says nothing of them (several processes over one SQLite file): this node's
-    /// lines are copied to the document store and the others' shown with its own.
-    pub fn with_shared_tracker(mut self) -> Result<Self, String> {
-        if self.shipper.is_none() {
-            self.shipper = Some(
-                crate::shared_tracker::Shipper::start(
-                    &self.audit_dir,
-                    self.node.clone(),
-                    self.tracker.clone(),
-                    self.docs.clone(),
-                )
-                .map_err(|e| e.to_string())?,
-            );
+    /// Makes this hub one of several nodes over its database, as it is by itself over
+    /// PostgreSQL (and must be told for several processes over one SQLite file):
+    /// - the members, rights and subscriptions are the database's (seeded from this node's
+    ///   configuration if it has none); a change made at any node reaches the others within
+    ///   [`CONFIG_FOLLOW`];
+    /// - this node's citizen's-tracker lines are copied to the document store and the other
+    ///   nodes' shown with its own ([`crate::shared_tracker`]).
+    ///
+    /// Quotas and assertion replays are shared by every hub anyway (document store).
+    pub fn with_other_nodes(mut self) -> Result<Self, String> {
+        if self.shipper.is_some() {
+            return Ok(self);
         }
+        self.join_shared_config()?;
+        self.shipper = Some(
+            crate::shared_tracker::start_shipper(
+                &self.audit_dir,
+                self.node.clone(),
+                self.tracker.clone(),
+                self.docs.clone(),
+            )
+            .map_err(|e| e.to_string())?,
+        );
+        let (cell, docs) = (self.config.clone(), self.docs.clone());
+        self.follower = Some(
+            crate::shared_tracker::Worker::start("hub-config-follower", CONFIG_FOLLOW, move || {
+                cell.follow(&*docs);
+            })
+            .map_err(|e| e.to_string())?,
+        );
         Ok(self)
+    }
+
+    /// Takes the database's configuration, or gives it this node's when it has none.
+    fn join_shared_config(&self) -> Result<(), String> {
+        loop {
+            if let Some(d) = self
+                .docs
+                .get(CONFIG_KIND, CONFIG_KEY)
+                .map_err(|e| e.to_string())?
+            {
+                let c: HubConfig = serde_json::from_str(&d.json).map_err(|e| e.to_string())?;
+                c.check()?;
+                self.config.set(c, Some(d.version));
+                return Ok(());
+            }
+            let json = serde_json::to_string(&*self.config.get()).map_err(|e| e.to_string())?;
+            match self.docs.put(CONFIG_KIND, CONFIG_KEY, 0, &json, None) {
+                Ok(v) => {
+                    self.config.version.store(v, Ordering::Release);
+                    return Ok(());
+                }
+                // Another node seeded it first: take that one.
+                Err(StoreError::Exists(_) | StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     /// The in-memory view attribute match answers from, when the register has one.
@@ -1559,10 +1646,7 @@ impl Hub {
     /// The hub's members, rights and subscriptions as they stand now (the rights admin API
     /// may replace them at any time; each call works on the snapshot it took).
     pub fn config(&self) -> Arc<HubConfig> {
-        self.config
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.config.get()
     }
 
     /// Changes the configuration: `change` edits a copy, the copy must pass
@@ -1574,18 +1658,47 @@ impl Hub {
         &self,
         change: impl FnOnce(&mut HubConfig) -> Result<T, HubError>,
     ) -> Result<T, HubError> {
-        let _one_at_a_time = self.config_writer.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next = (*self.config()).clone();
+        let _one_at_a_time = self.config.writer.lock().unwrap_or_else(|e| e.into_inner());
+        // Shared: the change applies to the database's configuration as it stands.
+        let shared = match self.shipper {
+            Some(_) => match self.docs.get(CONFIG_KIND, CONFIG_KEY).map_err(internal)? {
+                Some(d) => Some((
+                    serde_json::from_str::<HubConfig>(&d.json).map_err(internal)?,
+                    d.version,
+                )),
+                None => Some(((*self.config.get()).clone(), 0)),
+            },
+            None => None,
+        };
+        let mut next = match &shared {
+            Some((c, _)) => c.clone(),
+            None => (*self.config.get()).clone(),
+        };
         let out = change(&mut next)?;
         next.check().map_err(|e| HubError::Invalid {
             code: "invalid_hub_configuration",
             vi: format!("Thay đổi làm cấu hình nền tảng không hợp lệ: {e}"),
             en: format!("The change would make the hub configuration invalid: {e}"),
         })?;
+        if let Some((_, version)) = shared {
+            let json = serde_json::to_string(&next).map_err(internal)?;
+            match self.docs.put(CONFIG_KIND, CONFIG_KEY, version, &json, None) {
+                Ok(v) => self.config.version.store(v, Ordering::Release),
+                Err(StoreError::Conflict { .. } | StoreError::Exists(_)) => {
+                    return Err(HubError::Conflict {
+                        code: "configuration_changed",
+                        vi: "Cấu hình vừa được thay đổi ở nút khác; hãy thử lại".into(),
+                        en: "The configuration was changed at another node meanwhile; try again"
+                            .into(),
+                    });
+                }
+                Err(e) => return Err(internal(e)),
+            }
+        }
         if let Some(path) = &self.config_file {
             next.save(path).map_err(internal)?;
         }
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        self.config.set(next, None);
         Ok(out)
     }
 

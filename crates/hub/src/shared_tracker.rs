@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Seek};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{RecvTimeoutError, Sender};
 use std::time::Duration;
 
 /// File naming this node.
@@ -207,26 +207,35 @@ fn read_durable(
     Ok((out, cursor))
 }
 
-/// The thread copying this node's tracker lines; stops when dropped.
+/// A thread doing one round of work every `every` until dropped, and a last round then.
 #[derive(Debug)]
-pub struct Shipper {
+pub struct Worker {
     stop: Option<Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Shipper {
-    /// Starts copying the lines of the log in `dir` (named `node`) into `docs`.
+impl Worker {
+    /// Starts `round` on a thread named `name`.
     pub fn start(
-        dir: &Path,
-        node: String,
-        tracker: Arc<TrackerIndex>,
-        docs: Arc<dyn DocStore>,
+        name: &str,
+        every: Duration,
+        mut round: impl FnMut() + Send + 'static,
     ) -> io::Result<Self> {
-        let (stop, rx) = std::sync::mpsc::channel();
-        let dir: PathBuf = dir.to_owned();
+        let (stop, rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("tracker-shipper".into())
-            .spawn(move || ship(&dir, &node, &tracker, &*docs, &rx))?;
+            .name(name.into())
+            .spawn(move || {
+                loop {
+                    round();
+                    match rx.recv_timeout(every) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                            round();
+                            return;
+                        }
+                    }
+                }
+            })?;
         Ok(Self {
             stop: Some(stop),
             thread: Some(thread),
@@ -234,13 +243,28 @@ impl Shipper {
     }
 }
 
-impl Drop for Shipper {
+impl Drop for Worker {
     fn drop(&mut self) {
         self.stop = None;
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+/// Starts copying the lines of the log in `dir` (named `node`) into `docs`, every [`PAUSE`]
+/// and once more when stopped (so a node stopping cleanly leaves nothing behind). A failed
+/// round (the database away) is tried again at the next, from the cursor.
+pub fn start_shipper(
+    dir: &Path,
+    node: String,
+    tracker: Arc<TrackerIndex>,
+    docs: Arc<dyn DocStore>,
+) -> io::Result<Worker> {
+    let dir = dir.to_owned();
+    Worker::start("tracker-shipper", PAUSE, move || {
+        let _ = ship_round(&dir, &node, &tracker, &*docs);
+    })
 }
 
 /// One round: copies what is durable and not yet copied; returns the lines copied.
@@ -267,19 +291,4 @@ pub(crate) fn ship_round(
         write_cursor(dir, to).map_err(|e| e.to_string())?;
     }
     Ok(lines.len())
-}
-
-fn ship(dir: &Path, node: &str, tracker: &TrackerIndex, docs: &dyn DocStore, stop: &Receiver<()>) {
-    loop {
-        // A failed round (the database away) is tried again after the pause, from the cursor.
-        let _ = ship_round(dir, node, tracker, docs);
-        match stop.recv_timeout(PAUSE) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                // A last round, so a node stopping cleanly leaves nothing behind.
-                let _ = ship_round(dir, node, tracker, docs);
-                return;
-            }
-        }
-    }
 }

@@ -146,19 +146,22 @@ impl CardServer {
         std::fs::write(trust_dir.join("p256.crl"), fixture("p256_csca.crl")).unwrap();
         let trust = CardTrust::load_dir(&trust_dir).unwrap();
         assert_eq!(trust.store.len(), 4);
-        let hub = Hub::open(
-            hub_config(),
-            store.clone(),
-            docs,
-            clock.clone() as Arc<dyn Clock>,
-            &data_dir.join("audit"),
-            &data_dir.join("hub"),
-            AuditSettings {
-                fsync_each_record: false,
-                ..AuditSettings::default()
-            },
-        )
-        .unwrap()
+        // Over PostgreSQL, opening the hub reads the shared configuration: off the runtime.
+        let hub = off_runtime(|| {
+            Hub::open(
+                hub_config(),
+                store.clone(),
+                docs,
+                clock.clone() as Arc<dyn Clock>,
+                &data_dir.join("audit"),
+                &data_dir.join("hub"),
+                AuditSettings {
+                    fsync_each_record: false,
+                    ..AuditSettings::default()
+                },
+            )
+            .unwrap()
+        })
         .with_card_trust(trust);
         let registry = Arc::new(Registry::new(
             store.clone(),

@@ -212,24 +212,27 @@ impl HubServer {
         let clock = Arc::new(FixedClock::new(
             Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap(),
         ));
-        let hub = Hub::open(
-            hub_config(clock.now(), webhook, nats.is_some()),
-            store.clone(),
-            docs.clone(),
-            clock.clone() as Arc<dyn Clock>,
-            &data_dir.join("audit"),
-            &data_dir.join("hub"),
-            AuditSettings {
-                fsync_each_record: false,
-                ..AuditSettings::default()
-            },
-        )
-        .unwrap();
-        let hub = if shared {
-            hub.with_shared_tracker().unwrap()
-        } else {
-            hub
-        };
+        // Over PostgreSQL, opening the hub reads the shared configuration: off the runtime.
+        let hub = off_runtime(|| {
+            let hub = Hub::open(
+                hub_config(clock.now(), webhook, nats.is_some()),
+                store.clone(),
+                docs.clone(),
+                clock.clone() as Arc<dyn Clock>,
+                &data_dir.join("audit"),
+                &data_dir.join("hub"),
+                AuditSettings {
+                    fsync_each_record: false,
+                    ..AuditSettings::default()
+                },
+            )
+            .unwrap();
+            if shared {
+                hub.with_other_nodes().unwrap()
+            } else {
+                hub
+            }
+        });
         let registry = Arc::new(Registry::new(
             store.clone(),
             clock.clone() as Arc<dyn Clock>,
@@ -294,7 +297,7 @@ impl HubServer {
                 },
             )
             .unwrap()
-            .with_shared_tracker()
+            .with_other_nodes()
             .unwrap()
         });
         let registry = Arc::new(Registry::new(
@@ -1032,7 +1035,7 @@ async fn hub_refusals_are_problems_with_stable_codes_and_are_logged() {
 }
 
 #[tokio::test]
-async fn hub_nodes_over_one_database_share_quotas_replay_refusals_and_the_citizen_s_tracker() {
+async fn hub_nodes_over_one_database_share_rights_quotas_replay_refusals_and_the_tracker() {
     let s = HubServer::start_shared().await;
     let n2 = s.second_node().await;
     let id = s.person(2, "Trần Thị Bình", Sex::Female, 1985, &[]);
@@ -1117,6 +1120,42 @@ async fn hub_nodes_over_one_database_share_quotas_replay_refusals_and_the_citize
         let lines = tracker(node).await;
         assert_eq!(lines.len(), 6, "node {node}: {lines:?}");
         assert_eq!(lines[5]["org"], "police");
+    }
+
+    // A right revoked at node 2 refuses the next call there at once, and at node 1 within
+    // the second it takes to follow the change.
+    let resp = s
+        .http
+        .post(format!("{}/api/hub/v1/admin/rights/revoke", at(2)))
+        .bearer_auth(&s.supervisor)
+        .json(&json!({"id": "r-attr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decode(resp).await.0, 200);
+    let body = with(
+        meta(),
+        json!({"id": id, "claims": {"name": "Trần Thị Bình"}}),
+    );
+    let refused = async |node: usize| {
+        let a = s.assertion("ekyc", 1, "urn:dancu:hub");
+        let (st, v) = s.call_at(&at(node), path, Some(&a), body.clone()).await;
+        (st, v["code"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(refused(2).await, (403, "no_right".to_owned()));
+    let started = std::time::Instant::now();
+    loop {
+        let got = refused(1).await;
+        if got.0 == 403 {
+            assert_eq!(got.1, "no_right");
+            break;
+        }
+        assert_eq!(got.0, 200);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "node 1 still serves a right revoked at node 2"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
