@@ -1709,6 +1709,11 @@ impl Hub {
         self
     }
 
+    /// This node's name among the nodes over its database (kept in its log directory).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// The document store.
     pub(crate) fn docs(&self) -> &dyn DocStore {
         self.docs.as_ref()

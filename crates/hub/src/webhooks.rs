@@ -87,7 +87,18 @@ pub struct WebhookState {
     pub dead_letters: Vec<EventNotice>,
     /// Deliveries that succeeded.
     pub delivered: u64,
+    /// The node sending this subscription's deliveries (the others leave it alone while its
+    /// lease runs, so several nodes over one database deliver each batch once, in order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// Until when its lease runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_until: Option<DateTime<Utc>>,
 }
+
+/// How long a node holds the sending of a subscription without renewing it; it renews when half
+/// is left. A node that stops is taken over once its lease has run out.
+pub const SENDER_LEASE: TimeDelta = TimeDelta::seconds(30);
 
 /// One delivery to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +154,36 @@ impl Hub {
         }
     }
 
+    /// The state when this node may send the subscription's deliveries now: it holds the lease
+    /// (renewed when half of it is left), or takes it because nobody holds it; `None` while
+    /// another node holds it or took it just now.
+    fn hold_sending(
+        &self,
+        id: &str,
+        mut st: WebhookState,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WebhookState>, HubError> {
+        let mine = st.sender.as_deref() == Some(self.node());
+        let until = st.sender_until.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        if !mine && now < until {
+            return Ok(None);
+        }
+        if mine && until - now > SENDER_LEASE / 2 {
+            return Ok(Some(st));
+        }
+        st.sender = Some(self.node().to_owned());
+        st.sender_until = Some(now + SENDER_LEASE);
+        let json = serde_json::to_string(&st).map_err(HubError::internal)?;
+        match self.docs().put(STATE_KIND, id, version, &json, None) {
+            Ok(_) => Ok(Some(st)),
+            Err(dancu_store::StoreError::Conflict { .. } | dancu_store::StoreError::Exists(_)) => {
+                Ok(None)
+            }
+            Err(e) => Err(HubError::internal(e)),
+        }
+    }
+
     fn put_state(&self, id: &str, st: &WebhookState, version: u64) -> Result<(), HubError> {
         let json = serde_json::to_string(st).map_err(HubError::internal)?;
         self.docs()
@@ -173,7 +214,10 @@ impl Hub {
             let Some((target, _)) = push_of(s) else {
                 continue;
             };
-            let (st, _) = self.webhook_state(&s.id)?;
+            let (st, version) = self.webhook_state(&s.id)?;
+            let Some(st) = self.hold_sending(&s.id, st, version, now)? else {
+                continue;
+            };
             if st.next_attempt_at.is_some_and(|t| now < t) {
                 continue;
             }

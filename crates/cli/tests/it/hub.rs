@@ -196,6 +196,11 @@ impl HubServer {
         Self::start_inner(None, None, true).await
     }
 
+    /// [`Self::start_shared`] with a webhook subscription (`push`).
+    async fn start_shared_with(webhook: &str) -> Self {
+        Self::start_inner(Some(webhook), None, true).await
+    }
+
     async fn start_inner(webhook: Option<&str>, nats: Option<&str>, shared: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_owned();
@@ -282,6 +287,11 @@ impl HubServer {
     /// Starts a second node over the same register and document store, with its own log in
     /// `<data dir>/node-2`.
     async fn second_node(&self) -> Node {
+        self.second_node_sending(false).await
+    }
+
+    /// [`Self::second_node`], running a webhook sender of its own when `sender`.
+    async fn second_node_sending(&self, sender: bool) -> Node {
         let dir = self.data_dir.join("node-2");
         let hub = off_runtime(|| {
             Hub::open(
@@ -305,7 +315,15 @@ impl HubServer {
             self.clock.clone() as Arc<dyn Clock>,
             Some(43),
         ));
-        let app = dancu_http::router(dancu_http::AppState::new(registry).with_hub(Arc::new(hub)));
+        let hub = Arc::new(hub);
+        if sender {
+            dancu::server::spawn_webhook_sender(
+                hub.clone(),
+                std::time::Duration::from_millis(20),
+                None,
+            );
+        }
+        let app = dancu_http::router(dancu_http::AppState::new(registry).with_hub(hub));
         let bound = dancu::server::Bound::bind("127.0.0.1:0".parse().unwrap(), app)
             .await
             .unwrap();
@@ -1502,6 +1520,43 @@ async fn hub_webhooks_reach_a_subscriber_that_fails_and_recovers_in_order() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["cursor"], seqs[4]);
     assert_eq!(v["dead_letters"], json!([]));
+}
+
+#[tokio::test]
+async fn hub_webhooks_go_out_once_when_two_nodes_send_the_same_subscription() {
+    let r = Arc::new(Receiver::default());
+    let url = receiver(r.clone()).await;
+    let s = HubServer::start_shared_with(&url).await;
+    // Node 2 takes the subscriptions from the database and runs a sender as well.
+    let _n2 = s.second_node_sending(true).await;
+    let mut ids = Vec::new();
+    for i in 0..12u32 {
+        ids.push(s.person_in(40 + i, "Lý Văn Nam", Sex::Male, 1975, &[], BA_DINH));
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    }
+    let key = s.hub_key().await;
+    s.wait_until("twelve events", async || {
+        accepted_events(&r, &key).len() >= 12
+    })
+    .await;
+    // Both senders poll every 20 ms for a while longer: still each delivery once.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let events = accepted_events(&r, &key);
+    let people: Vec<&str> = events
+        .iter()
+        .map(|e| e["person"].as_str().unwrap())
+        .collect();
+    assert_eq!(people, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let deliveries: Vec<String> = r
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.0.clone())
+        .collect();
+    let mut unique = deliveries.clone();
+    unique.dedup();
+    assert_eq!(unique, deliveries, "a delivery went out twice");
 }
 
 #[tokio::test]
