@@ -404,7 +404,11 @@ impl ConfigCell {
         let Ok(_one_at_a_time) = self.writer.try_lock() else {
             return;
         };
-        if let Ok(Some(d)) = docs.get(CONFIG_KIND, CONFIG_KEY)
+        // The version first: the configuration itself is read only when it changed.
+        if docs
+            .version(CONFIG_KIND, CONFIG_KEY)
+            .is_ok_and(|v| v > self.version.load(Ordering::Acquire))
+            && let Ok(Some(d)) = docs.get(CONFIG_KIND, CONFIG_KEY)
             && d.version > self.version.load(Ordering::Acquire)
             && let Ok(c) = serde_json::from_str::<HubConfig>(&d.json)
             && c.check().is_ok()

@@ -110,6 +110,12 @@ pub trait DocStore: Send + Sync + std::fmt::Debug + 'static {
     /// The document stored under `(kind, key)`, expired or not.
     fn get(&self, kind: &str, key: &str) -> Result<Option<Doc>>;
 
+    /// The version of the document under `(kind, key)` (0 when there is none), without reading
+    /// it: for a reader that keeps a copy and asks often whether it changed.
+    fn version(&self, kind: &str, key: &str) -> Result<u64> {
+        Ok(self.get(kind, key)?.map_or(0, |d| d.version))
+    }
+
     /// Creates (`expected_version` 0) or replaces a document and returns its new version.
     /// Fails with [`StoreError::Exists`](crate::StoreError::Exists) when creating a document that
     /// exists, and with [`StoreError::Conflict`](crate::StoreError::Conflict) when the document is

@@ -143,6 +143,12 @@ impl DocStore for PgStore {
             .map(|r| decode_doc(&r, 0)))
     }
 
+    fn version(&self, kind: &str, key: &str) -> Result<u64> {
+        Ok(self
+            .query_opt(DOC_VERSION, &[&kind, &key])?
+            .map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
     fn list(&self, kind: &str, key_prefix: &str, limit: u32) -> Result<Vec<(String, Doc)>> {
         let rows = self.query(
             LIST_DOCS,

@@ -141,6 +141,17 @@ impl DocStore for SqliteStore {
         row.map(decode_doc).transpose()
     }
 
+    fn version(&self, kind: &str, key: &str) -> Result<u64> {
+        let c = self.reader()?;
+        let v: Option<i64> = c
+            .prepare_cached("SELECT version FROM docs WHERE kind = ?1 AND key = ?2")
+            .map_err(db)?
+            .query_row([kind, key], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        Ok(v.map_or(0, |v| v as u64))
+    }
+
     fn list(&self, kind: &str, key_prefix: &str, limit: u32) -> Result<Vec<(String, Doc)>> {
         let c = self.reader()?;
         let mut stmt = c

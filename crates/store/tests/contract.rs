@@ -1593,6 +1593,8 @@ fn docs_create_read_update_with_versions(b: &Backend) {
         (doc.version, doc.json.as_str(), doc.expires_at),
         (2, r#"{"level":2}"#, None)
     );
+    assert_eq!(d.version("account", "001077000001").expect("version"), 2);
+    assert_eq!(d.version("account", "001077000002").expect("version"), 0);
     // Kinds are separate namespaces.
     assert_eq!(d.get("totp", "001077000001").expect("get"), None);
     assert_eq!(
