@@ -20,7 +20,26 @@ fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
 
 /// A hub node with its own exchange log in `dir/<log>`, over the database in `dir`.
 fn open_node(dir: &Path, log: &str, clock: Arc<FixedClock>) -> Hub {
-    let config: HubConfig = serde_json::from_value(json!({
+    open_with(dir, log, clock, config())
+}
+
+fn open_with(dir: &Path, log: &str, clock: Arc<FixedClock>, config: HubConfig) -> Hub {
+    let (store, docs) =
+        dancu_store::docs::open_with_docs(dir.join("db.sqlite3").to_str().unwrap()).unwrap();
+    Hub::open(
+        config,
+        store,
+        docs,
+        clock as Arc<dyn Clock>,
+        &dir.join(log),
+        &dir.join(format!("{log}-keys")),
+        AuditSettings::default(),
+    )
+    .unwrap()
+}
+
+fn config() -> HubConfig {
+    serde_json::from_value(json!({
         "members": [{"id": "bank-a", "name": "A", "class": "bank",
                      "subsystems": [{"id": "small", "keys": []}, {"id": "big", "keys": []},
                                     {"id": "burst", "keys": []}]}],
@@ -39,18 +58,6 @@ fn open_node(dir: &Path, log: &str, clock: Arc<FixedClock>) -> Hub {
              "requires_case_reference": false, "rate": {"per_second": 1, "burst": 2}},
         ],
     }))
-    .unwrap();
-    let (store, docs) =
-        dancu_store::docs::open_with_docs(dir.join("db.sqlite3").to_str().unwrap()).unwrap();
-    Hub::open(
-        config,
-        store,
-        docs,
-        clock as Arc<dyn Clock>,
-        &dir.join(log),
-        &dir.join(format!("{log}-keys")),
-        AuditSettings::default(),
-    )
     .unwrap()
 }
 
@@ -217,4 +224,33 @@ fn two_nodes_over_one_database_share_each_quota() {
             .len()
     };
     assert_eq!((logged("audit-a"), logged("audit-b")), (7, 3));
+}
+
+#[test]
+fn the_database_s_configuration_wins_unless_it_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 14, 3, 0, 0).unwrap(),
+    ));
+    let shared = |log: &str, c: HubConfig| {
+        open_with(dir.path(), log, clock.clone(), c)
+            .with_other_nodes()
+            .unwrap()
+    };
+    // A node started first with an empty configuration does not hide the real one.
+    let empty = shared("audit-e", HubConfig::default());
+    assert!(empty.config().members.is_empty());
+    let real = shared("audit-r", config());
+    assert_eq!(real.config().rights.len(), 3);
+    // A node started later with another configuration takes the database's.
+    let mut other = config();
+    other.rights.truncate(1);
+    let late = shared("audit-l", other);
+    assert_eq!(late.config().rights.len(), 3);
+    // The empty node follows within a second or so.
+    let started = std::time::Instant::now();
+    while empty.config().rights.len() != 3 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

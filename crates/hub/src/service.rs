@@ -576,25 +576,35 @@ impl Hub {
     }
 
     /// Takes the database's configuration, or gives it this node's when it has none.
+    /// A stored configuration with no member is replaced by this node's when it has some, so
+    /// a node started first with an empty `hub.json` does not hide the real one.
     fn join_shared_config(&self) -> Result<(), String> {
+        let mine = self.config.get();
+        let blank = |c: &HubConfig| c.members.is_empty() && c.rights.is_empty();
         loop {
-            if let Some(d) = self
+            let stored = self
                 .docs
                 .get(CONFIG_KIND, CONFIG_KEY)
-                .map_err(|e| e.to_string())?
-            {
-                let c: HubConfig = serde_json::from_str(&d.json).map_err(|e| e.to_string())?;
-                c.check()?;
-                self.config.set(c, Some(d.version));
-                return Ok(());
-            }
-            let json = serde_json::to_string(&*self.config.get()).map_err(|e| e.to_string())?;
-            match self.docs.put(CONFIG_KIND, CONFIG_KEY, 0, &json, None) {
+                .map_err(|e| e.to_string())?;
+            let version = match stored {
+                Some(d) => {
+                    let c: HubConfig = serde_json::from_str(&d.json).map_err(|e| e.to_string())?;
+                    if !blank(&c) || blank(&mine) {
+                        c.check()?;
+                        self.config.set(c, Some(d.version));
+                        return Ok(());
+                    }
+                    d.version
+                }
+                None => 0,
+            };
+            let json = serde_json::to_string(&*mine).map_err(|e| e.to_string())?;
+            match self.docs.put(CONFIG_KIND, CONFIG_KEY, version, &json, None) {
                 Ok(v) => {
                     self.config.version.store(v, Ordering::Release);
                     return Ok(());
                 }
-                // Another node seeded it first: take that one.
+                // Another node wrote it first: look again.
                 Err(StoreError::Exists(_) | StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e.to_string()),
             }
