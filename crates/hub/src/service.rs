@@ -552,7 +552,7 @@ impl Hub {
     ///
     /// Quotas and assertion replays are shared by every hub anyway (document store).
     pub fn with_other_nodes(mut self) -> Result<Self, String> {
-        if self.shipper.is_some() {
+        if self.shares_database() {
             return Ok(self);
         }
         self.join_shared_config()?;
@@ -573,6 +573,11 @@ impl Hub {
             .map_err(|e| e.to_string())?,
         );
         Ok(self)
+    }
+
+    /// Whether this hub is one of several nodes over its database ([`Self::with_other_nodes`]).
+    pub fn shares_database(&self) -> bool {
+        self.shipper.is_some()
     }
 
     /// Takes the database's configuration, or gives it this node's when it has none.
@@ -1309,7 +1314,7 @@ impl Hub {
         let entries = self.tracker.entries_of(person).map_err(internal)?;
         let today = vietnam_date(self.clock.now());
         let mut lines = person_view(&entries, person, today);
-        if self.shipper.is_some() {
+        if self.shares_database() {
             lines.extend(
                 crate::shared_tracker::other_nodes_lines(&*self.docs, person, &self.node, today)
                     .map_err(internal)?,
@@ -1674,15 +1679,15 @@ impl Hub {
     ) -> Result<T, HubError> {
         let _one_at_a_time = self.config.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Shared: the change applies to the database's configuration as it stands.
-        let shared = match self.shipper {
-            Some(_) => match self.docs.get(CONFIG_KIND, CONFIG_KEY).map_err(internal)? {
+        let shared = match self.shares_database() {
+            true => match self.docs.get(CONFIG_KIND, CONFIG_KEY).map_err(internal)? {
                 Some(d) => Some((
                     serde_json::from_str::<HubConfig>(&d.json).map_err(internal)?,
                     d.version,
                 )),
                 None => Some(((*self.config.get()).clone(), 0)),
             },
-            None => None,
+            false => None,
         };
         let mut next = match &shared {
             Some((c, _)) => c.clone(),
