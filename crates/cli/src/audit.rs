@@ -46,6 +46,7 @@ pub fn report_json(v: &DirVerification) -> Value {
         "first_bad": first_bad,
         "checkpoints": v.report.checkpoints.iter().map(checkpoint_status).collect::<Vec<_>>(),
         "checkpoint_tail_bytes": v.checkpoint_tail_bytes,
+        "tracker_index_mismatches": v.index_mismatches,
         "summary": v.summary(),
     })
 }

@@ -803,12 +803,17 @@ pub struct DirVerification {
     pub report: VerifyReport,
     /// Bytes at the end of the checkpoints file that do not make a whole checkpoint.
     pub checkpoint_tail_bytes: usize,
+    /// Segments whose tracker index file the hub would use but which does not say what the
+    /// segment holds (it would hide or misplace records in the citizen's tracker).
+    pub index_mismatches: Vec<u64>,
 }
 
 impl DirVerification {
     /// Intact: no bad record, every checkpoint verified, no stray checkpoint bytes.
     pub fn is_intact(&self) -> bool {
-        self.report.is_intact() && self.checkpoint_tail_bytes == 0
+        self.report.is_intact()
+            && self.checkpoint_tail_bytes == 0
+            && self.index_mismatches.is_empty()
     }
 
     /// One line naming the first bad record and its file, or saying the log is intact.
@@ -825,6 +830,13 @@ impl DirVerification {
             return format!(
                 "records chain correctly but checkpoints do not match: {:?}",
                 self.report.checkpoints
+            );
+        }
+        if let Some(n) = self.index_mismatches.first() {
+            return format!(
+                "the records verify, but the tracker index {} does not match its segment: \
+                 remove it and the hub writes it again",
+                crate::tracker_index::index_file_name(*n)
             );
         }
         if self.checkpoint_tail_bytes > 0 {
@@ -854,8 +866,13 @@ pub fn verify_dir(
     let segments = list_segments(dir).map_err(io_err(format!("listing {}", dir.display())))?;
     let mut contents = Vec::with_capacity(segments.len());
     let mut files = Vec::with_capacity(segments.len());
-    for (_, p) in segments {
-        contents.push(read_segment_file(&p)?);
+    let mut index_mismatches = Vec::new();
+    for (n, p) in segments {
+        let bytes = read_segment_file(&p)?;
+        if !crate::tracker_index::index_matches(dir, n, &bytes) {
+            index_mismatches.push(n);
+        }
+        contents.push(bytes);
         files.push(p);
     }
     let (checkpoints, checkpoint_tail_bytes) = read_checkpoints(&dir.join(CHECKPOINTS_FILE))?;
@@ -865,6 +882,7 @@ pub fn verify_dir(
         files,
         report,
         checkpoint_tail_bytes,
+        index_mismatches,
     })
 }
 

@@ -194,14 +194,13 @@ fn block_end(block: usize, entries: u64) -> u64 {
     block as u64 * (BLOCK * ENTRY + 8) as u64 + (block_entries(block, entries) * ENTRY + 8) as u64
 }
 
-/// Writes the index of segment `number` (`segment_len` bytes) holding `pairs`, through a
-/// temporary file renamed into place.
-fn write_index(
-    dir: &Path,
+/// The bytes of the index of segment `number` (`segment_len` bytes) holding `pairs`, and its
+/// fences.
+pub(crate) fn encode_index(
     number: u64,
     segment_len: u64,
     mut pairs: Vec<(u64, u32)>,
-) -> io::Result<IndexFile> {
+) -> (Vec<u8>, Vec<u64>) {
     pairs.sort_unstable();
     let entries = pairs.len() as u64;
     let blocks = entries.div_ceil(BLOCK as u64);
@@ -218,24 +217,35 @@ fn write_index(
         body.extend_from_slice(&sum.to_le_bytes());
     }
     let raw_fences: Vec<u8> = fences.iter().flat_map(|f| f.to_le_bytes()).collect();
-    let mut head = Vec::with_capacity(HEADER);
-    head.extend_from_slice(MAGIC);
+    let mut out = Vec::with_capacity(HEADER + body.len() + raw_fences.len());
+    out.extend_from_slice(MAGIC);
     for w in [number, segment_len, entries, blocks] {
-        head.extend_from_slice(&w.to_le_bytes());
+        out.extend_from_slice(&w.to_le_bytes());
     }
-    let check = fnv1a(&[&head, &raw_fences]);
-    head.extend_from_slice(&check.to_le_bytes());
+    let check = fnv1a(&[&out, &raw_fences]);
+    out.extend_from_slice(&check.to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&raw_fences);
+    (out, fences)
+}
+
+/// Writes the index of segment `number` (`segment_len` bytes) holding `pairs`, through a
+/// temporary file renamed into place.
+fn write_index(
+    dir: &Path,
+    number: u64,
+    segment_len: u64,
+    pairs: Vec<(u64, u32)>,
+) -> io::Result<IndexFile> {
+    let entries = pairs.len() as u64;
+    let (bytes, fences) = encode_index(number, segment_len, pairs);
     let path = dir.join(index_file_name(number));
     let tmp = dir.join(format!(
         "{}.{}.tmp",
         index_file_name(number),
         std::process::id()
     ));
-    let mut f = File::create(&tmp)?;
-    f.write_all(&head)?;
-    f.write_all(&body)?;
-    f.write_all(&raw_fences)?;
-    drop(f);
+    File::create(&tmp)?.write_all(&bytes)?;
     fs::rename(&tmp, &path)?;
     Ok(IndexFile {
         path,
@@ -244,16 +254,34 @@ fn write_index(
     })
 }
 
-/// The (key, offset) pairs of a segment file's well-formed records, and its length.
-fn scan_segment(path: &Path) -> io::Result<(Vec<(u64, u32)>, u64)> {
-    let bytes = fs::read(path)?;
+/// The (key, offset) pairs of a segment's well-formed records.
+pub(crate) fn segment_pairs(bytes: &[u8]) -> Vec<(u64, u32)> {
     let mut pairs = Vec::new();
-    for e in crate::audit::segment_entries(&bytes) {
+    for e in crate::audit::segment_entries(bytes) {
         if let (Some(p), Ok(offset)) = (&e.1.record.person, u32::try_from(e.0)) {
             pairs.push((person_key(p), offset));
         }
     }
-    Ok((pairs, bytes.len() as u64))
+    pairs
+}
+
+/// The (key, offset) pairs of a segment file's well-formed records, and its length.
+fn scan_segment(path: &Path) -> io::Result<(Vec<(u64, u32)>, u64)> {
+    let bytes = fs::read(path)?;
+    Ok((segment_pairs(&bytes), bytes.len() as u64))
+}
+
+/// Whether the index file of segment `number` in `dir`, if the hub would use it (its header
+/// names this segment at its length and its fences check), says exactly what the segment
+/// holds. `false` for one that would be used and says otherwise (edited, or written wrong):
+/// it would hide or misplace records in the citizen's tracker. For `dancu audit verify`.
+pub fn index_matches(dir: &Path, number: u64, segment: &[u8]) -> bool {
+    if IndexFile::open(dir, number, segment.len() as u64).is_none() {
+        // Missing or not used: the hub reads the segment and writes the file again.
+        return true;
+    }
+    let (want, _) = encode_index(number, segment.len() as u64, segment_pairs(segment));
+    fs::read(dir.join(index_file_name(number))).is_ok_and(|have| have == want)
 }
 
 /// What the index knows of each segment.

@@ -267,3 +267,51 @@ fn another_node_sees_each_copied_line_once_even_when_a_round_is_sent_again() {
         assert_eq!(seen(&p), own(&p), "{p}");
     }
 }
+
+#[test]
+fn audit_verify_catches_an_index_rewritten_to_hide_a_record() {
+    use crate::tracker_index::{encode_index, segment_pairs};
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AuditLog::open(dir.path(), settings()).unwrap();
+    append(&mut log, 0, 40);
+    log.checkpoint_now(t(40)).unwrap();
+    log.tracker().settle();
+    drop(log);
+    let v = verify_dir(dir.path(), None).unwrap();
+    assert!(v.is_intact(), "{}", v.summary());
+    assert!(v.index_mismatches.is_empty());
+    // Segment 2's index rewritten without its first record, every sum made good again.
+    let seg = std::fs::read(dir.path().join(segment_file_name(2))).unwrap();
+    let mut pairs = segment_pairs(&seg);
+    let hidden = pairs.remove(0);
+    let (bytes, _) = encode_index(2, seg.len() as u64, pairs);
+    std::fs::write(dir.path().join(index_file_name(2)), bytes).unwrap();
+    // The hub would use it, and the citizen would not see the record.
+    let log = AuditLog::open(dir.path(), settings()).unwrap();
+    let person = read_entries(dir.path())
+        .unwrap()
+        .into_iter()
+        .find(|e| {
+            e.record
+                .person
+                .as_deref()
+                .is_some_and(|p| person_key(p) == hidden.0)
+        })
+        .unwrap()
+        .record
+        .person
+        .unwrap();
+    assert!(log.tracker().entries_of(&person).unwrap().len() < expected(dir.path(), &person).len());
+    drop(log);
+    let v = verify_dir(dir.path(), None).unwrap();
+    assert!(!v.is_intact());
+    assert_eq!(v.index_mismatches, [2]);
+    assert!(v.summary().contains(&index_file_name(2)), "{}", v.summary());
+    // Removed, it is written again correctly.
+    std::fs::remove_file(dir.path().join(index_file_name(2))).unwrap();
+    let log = AuditLog::open(dir.path(), settings()).unwrap();
+    log.tracker().settle();
+    assert_same(dir.path(), &log.tracker());
+    drop(log);
+    assert!(verify_dir(dir.path(), None).unwrap().is_intact());
+}
