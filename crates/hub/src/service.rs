@@ -418,6 +418,11 @@ impl ConfigCell {
     }
 }
 
+/// Lines of the citizen's view given unless fewer are asked for.
+pub const TRACKER_LINES: usize = 1000;
+/// Most lines of the citizen's view one call gives.
+pub const TRACKER_MAX_LINES: usize = 10_000;
+
 /// The configuration shared by the nodes over one database: a document of this kind and key.
 const CONFIG_KIND: &str = "hub_config";
 const CONFIG_KEY: &str = "current";
@@ -1309,10 +1314,35 @@ impl Hub {
 
     /// The citizen's view of the log: who accessed or received the person's data, when, which
     /// fields and why; covert accesses only once their embargo has ended (Vietnam date).
+    /// At most the newest [`TRACKER_LINES`] of them.
     pub fn person_accesses(&self, person: &str) -> Result<Vec<AccessLine>, HubError> {
+        self.person_accesses_newest(person, TRACKER_LINES)
+    }
+
+    /// The newest `limit` (1 to [`TRACKER_MAX_LINES`]) lines of the citizen's view, oldest
+    /// first.
+    pub fn person_accesses_newest(
+        &self,
+        person: &str,
+        limit: usize,
+    ) -> Result<Vec<AccessLine>, HubError> {
         parse_id(person)?;
-        let entries = self.tracker.entries_of(person).map_err(internal)?;
+        if !(1..=TRACKER_MAX_LINES).contains(&limit) {
+            return Err(HubError::invalid(
+                "invalid_limit",
+                &format!("Số dòng phải từ 1 đến {TRACKER_MAX_LINES}"),
+                &format!("The limit must be 1 to {TRACKER_MAX_LINES}"),
+            ));
+        }
         let today = vietnam_date(self.clock.now());
+        // Covert accesses under embargo are left out before counting.
+        let visible = |e: &dancu_exchange::log::record::LogEntry| {
+            e.record.covert_until.is_none_or(|d| today >= d)
+        };
+        let entries = self
+            .tracker
+            .newest_of(person, limit, &visible)
+            .map_err(internal)?;
         let mut lines = person_view(&entries, person, today);
         if self.shares_database() {
             lines.extend(
@@ -1321,6 +1351,8 @@ impl Hub {
             );
             // Oldest first across nodes (a stable sort keeps each node's order).
             lines.sort_by_key(|l| l.time);
+            let over = lines.len().saturating_sub(limit);
+            lines.drain(..over);
         }
         Ok(lines)
     }

@@ -413,6 +413,18 @@ impl TrackerIndex {
     /// The records of `person` in the live log, oldest first, each read back from its
     /// segment. Records that no longer read (a segment archived meanwhile) are left out.
     pub fn entries_of(&self, person: &str) -> io::Result<Vec<LogEntry>> {
+        self.newest_of(person, usize::MAX, &|_| true)
+    }
+
+    /// The newest `limit` records of `person` that `keep` lets through, oldest first: the
+    /// segments are read from the newest back and each from its end, so a person with many
+    /// records costs no more than `limit` reads.
+    pub fn newest_of(
+        &self,
+        person: &str,
+        limit: usize,
+        keep: &dyn Fn(&LogEntry) -> bool,
+    ) -> io::Result<Vec<LogEntry>> {
         let key = person_key(person);
         let segments = crate::audit::list_segments(&self.dir)?;
         enum Source {
@@ -438,25 +450,34 @@ impl TrackerIndex {
                 })
                 .collect()
         };
+        // Newest first while reading; turned round at the end.
         let mut out = Vec::new();
-        for (n, path, source) in plan {
+        for (n, path, source) in plan.into_iter().rev() {
+            if out.len() >= limit {
+                break;
+            }
+            // `None`: no sound index (yet), so the segment is read whole.
             let offsets = match source {
-                Source::Offsets(o) => o,
-                Source::File(f) => match f.lookup(key) {
-                    Some(o) => o,
-                    None => {
-                        // A damaged block: forget the file, answer from the segment, rebuild.
+                Source::Offsets(o) => Some(o),
+                Source::File(f) => {
+                    let found = f.lookup(key);
+                    if found.is_none() {
+                        // A damaged block: forget the file and write it again.
                         lock(&self.state).files.remove(&n);
                         self.queue_rebuild(n);
-                        out.extend(scan_person(&path, person)?);
-                        continue;
                     }
-                },
+                    found
+                }
                 Source::Scan => {
                     self.queue_rebuild(n);
-                    out.extend(scan_person(&path, person)?);
-                    continue;
+                    None
                 }
+            };
+            let Some(offsets) = offsets else {
+                let found = scan_person(&path, person)?;
+                out.extend(found.into_iter().rev().filter(|e| keep(e)));
+                out.truncate(limit);
+                continue;
             };
             if offsets.is_empty() {
                 continue;
@@ -466,14 +487,19 @@ impl TrackerIndex {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            for o in offsets {
+            for o in offsets.into_iter().rev() {
+                if out.len() >= limit {
+                    break;
+                }
                 if let Some(e) = read_entry_at(&file, u64::from(o))
                     && e.record.person.as_deref() == Some(person)
+                    && keep(&e)
                 {
                     out.push(e);
                 }
             }
         }
+        out.reverse();
         Ok(out)
     }
 

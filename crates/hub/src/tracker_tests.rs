@@ -315,3 +315,31 @@ fn audit_verify_catches_an_index_rewritten_to_hide_a_record() {
     drop(log);
     assert!(verify_dir(dir.path(), None).unwrap().is_intact());
 }
+
+#[test]
+fn the_newest_lines_are_read_from_the_end_in_every_state_of_a_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = AuditLog::open(dir.path(), settings()).unwrap();
+    append(&mut log, 0, 40);
+    drop(log);
+    // Closed segments without index files yet (read whole), then an open one in memory.
+    let mut log = AuditLog::open(dir.path(), settings()).unwrap();
+    let tracker = log.tracker();
+    append(&mut log, 40, 47);
+    let check = |tracker: &TrackerIndex| {
+        for p in people() {
+            let all = expected(dir.path(), &p);
+            for k in [1, 2, 3, all.len(), all.len() + 1] {
+                let got = tracker.newest_of(&p, k, &|_| true).unwrap();
+                assert_eq!(got, all[all.len().saturating_sub(k)..], "{p}, {k}");
+            }
+            // A filter is applied before counting.
+            let even: Vec<LogEntry> = all.iter().filter(|e| e.seq % 2 == 0).cloned().collect();
+            let got = tracker.newest_of(&p, 2, &|e| e.seq % 2 == 0).unwrap();
+            assert_eq!(got, even[even.len().saturating_sub(2)..], "{p}");
+        }
+    };
+    check(&tracker);
+    tracker.settle();
+    check(&tracker);
+}

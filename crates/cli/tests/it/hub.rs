@@ -1684,6 +1684,25 @@ async fn hub_tracker_shows_the_person_who_accessed_their_data_and_hides_covert_a
     let lines = tracker().await;
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["org"], "police");
+    // The newest lines only, when asked.
+    let (st, v) = s
+        .officer_post(
+            &s.registrar,
+            "/api/hub/v1/tracker",
+            json!({"person": id, "limit": 1}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["org"], "police");
+    let (st, v) = s
+        .officer_post(
+            &s.registrar,
+            "/api/hub/v1/tracker",
+            json!({"person": id, "limit": 0}),
+        )
+        .await;
+    assert_eq!((st, v["code"].as_str()), (422, Some("invalid_limit")));
 }
 
 /// Runs the `dancu` binary on `data` listening on `port`.

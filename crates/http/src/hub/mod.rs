@@ -462,7 +462,7 @@ async fn consent_list(
     ok_json(&list)
 }
 
-#[utoipa::path(post, path = "/api/hub/v1/tracker", tag = "hub", summary = "Who accessed the person's data, when, which fields and why (covert accesses after their embargo)",
+#[utoipa::path(post, path = "/api/hub/v1/tracker", tag = "hub", summary = "Who accessed the person's data, when, which fields and why (covert accesses after their embargo): {person, limit?}, the newest `limit` lines (default 1,000, at most 10,000), oldest first",
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 200, description = "The accesses", body = Object),
@@ -478,9 +478,18 @@ async fn person_accesses(
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     counter_officer(&state, &headers).await?;
-    let b: PersonBody = parse(&body)?;
-    let lines = run(move || hub.person_accesses(&b.person)).await?;
+    let b: TrackerBody = parse(&body)?;
+    let limit = b.limit.unwrap_or(dancu_hub::service::TRACKER_LINES);
+    let lines = run(move || hub.person_accesses_newest(&b.person, limit)).await?;
     ok_json(&lines)
+}
+
+#[derive(Deserialize)]
+struct TrackerBody {
+    person: String,
+    /// The newest this many lines (default 1,000, at most 10,000).
+    #[serde(default)]
+    limit: Option<usize>,
 }
 
 #[derive(Deserialize)]
