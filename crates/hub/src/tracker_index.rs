@@ -347,6 +347,14 @@ impl TrackerIndex {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(tx);
         }
+        // Index files half-written when a process stopped: never renamed into place.
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("segment-") && name.contains(".idx.") && name.ends_with(".tmp") {
+                let _ = fs::remove_file(dir.join(name.as_ref()));
+            }
+        }
         let segments = crate::audit::list_segments(dir)?;
         lock(&index.state).durable = (segments.last().map_or(0, |(n, _)| n + 1), None);
         for (n, path) in segments {

@@ -154,8 +154,13 @@ fn missing_and_damaged_index_files_are_read_around_and_written_again() {
     b[16] ^= 1;
     std::fs::write(file(3), &b).unwrap();
 
+    // And a process stopped while writing one left its temporary file.
+    let stray = dir.path().join(format!("{}.4242.tmp", index_file_name(1)));
+    std::fs::write(&stray, b"half").unwrap();
+
     let log = AuditLog::open(dir.path(), settings()).unwrap();
     let tracker = log.tracker();
+    assert!(!stray.exists());
     assert_same(dir.path(), &tracker);
     tracker.settle();
     assert_same(dir.path(), &tracker);
