@@ -371,6 +371,21 @@ pub struct Hub {
     shipper: Option<crate::shared_tracker::Worker>,
     /// Takes the configuration changes other nodes make, when shared.
     follower: Option<crate::shared_tracker::Worker>,
+    /// The other nodes' response-signing public keys, when shared (kept current by the
+    /// follower), so that this node's JWKS verifies what any node signed.
+    node_keys: Arc<RwLock<Vec<Jwk>>>,
+}
+
+/// Document kind of each node's public response-signing key (key: the node's name).
+const NODE_KEY_KIND: &str = "hub_node_key";
+
+/// The response-signing public keys the nodes over one database published.
+fn published_keys(docs: &dyn DocStore) -> Result<Vec<Jwk>, StoreError> {
+    Ok(docs
+        .list(NODE_KEY_KIND, "", 1000)?
+        .into_iter()
+        .filter_map(|(_, d)| serde_json::from_str(&d.json).ok())
+        .collect())
 }
 
 /// The configuration every call reads, and what changes it.
@@ -539,6 +554,7 @@ impl Hub {
             node,
             shipper: None,
             follower: None,
+            node_keys: Arc::new(RwLock::new(Vec::new())),
         };
         if shared {
             hub.with_other_nodes()
@@ -561,6 +577,7 @@ impl Hub {
             return Ok(self);
         }
         self.join_shared_config()?;
+        self.publish_response_key()?;
         self.shipper = Some(
             crate::shared_tracker::start_shipper(
                 &self.audit_dir,
@@ -570,14 +587,47 @@ impl Hub {
             )
             .map_err(|e| e.to_string())?,
         );
-        let (cell, docs) = (self.config.clone(), self.docs.clone());
+        let (cell, docs, keys) = (
+            self.config.clone(),
+            self.docs.clone(),
+            self.node_keys.clone(),
+        );
         self.follower = Some(
             crate::shared_tracker::Worker::start("hub-config-follower", CONFIG_FOLLOW, move || {
                 cell.follow(&*docs);
+                if let Ok(k) = published_keys(&*docs) {
+                    *keys.write().unwrap_or_else(|e| e.into_inner()) = k;
+                }
             })
             .map_err(|e| e.to_string())?,
         );
         Ok(self)
+    }
+
+    /// Publishes this node's response-signing public key for the other nodes' JWKS.
+    fn publish_response_key(&self) -> Result<(), String> {
+        let json = serde_json::to_string(&self.response_jwk()).map_err(|e| e.to_string())?;
+        loop {
+            let stored = self
+                .docs
+                .get(NODE_KEY_KIND, &self.node)
+                .map_err(|e| e.to_string())?;
+            if stored.as_ref().is_some_and(|d| d.json == json) {
+                break;
+            }
+            let version = stored.map_or(0, |d| d.version);
+            match self
+                .docs
+                .put(NODE_KEY_KIND, &self.node, version, &json, None)
+            {
+                Ok(_) => break,
+                Err(StoreError::Exists(_) | StoreError::Conflict { .. }) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let keys = published_keys(&*self.docs).map_err(|e| e.to_string())?;
+        *self.node_keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
     }
 
     /// Whether this hub is one of several nodes over its database ([`Self::with_other_nodes`]).
@@ -638,13 +688,29 @@ impl Hub {
         self
     }
 
-    /// The hub's response-signing keys as a JWKS.
-    pub fn jwks(&self) -> Value {
+    fn response_jwk(&self) -> Jwk {
         let mut jwk = Jwk::from_p256(self.response_key.verifying_key());
         jwk.kid = Some(self.response_kid.clone());
         jwk.alg = Some("ES256".into());
         jwk.use_ = Some("sig".into());
-        json!({ "keys": [jwk] })
+        jwk
+    }
+
+    /// The hub's response-signing keys as a JWKS: this node's first, then those the other
+    /// nodes over the same database published (what any of them signed verifies with it).
+    pub fn jwks(&self) -> Value {
+        let mut keys = vec![self.response_jwk()];
+        for k in self
+            .node_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            if k.kid != keys[0].kid {
+                keys.push(k.clone());
+            }
+        }
+        json!({ "keys": keys })
     }
 
     /// Housekeeping for a timer: signs a checkpoint if one is due by time, and forgets

@@ -1445,6 +1445,11 @@ async fn receiver(r: Arc<Receiver>) -> String {
 
 impl HubServer {
     async fn hub_key(&self) -> Jwk {
+        self.hub_keys().await.remove(0)
+    }
+
+    /// Every key of the hub's JWKS, this node's first.
+    async fn hub_keys(&self) -> Vec<Jwk> {
         let jwks: Value = self
             .http
             .get(format!("{}/api/hub/v1/jwks", self.base))
@@ -1454,7 +1459,7 @@ impl HubServer {
             .json()
             .await
             .unwrap();
-        serde_json::from_value(jwks["keys"][0].clone()).unwrap()
+        serde_json::from_value(jwks["keys"].clone()).unwrap()
     }
 
     /// Lets time pass (for the backoff) until `done`, or fails after a few seconds.
@@ -1470,14 +1475,17 @@ impl HubServer {
     }
 }
 
-/// The events of the accepted deliveries, checking each body's signature.
-fn accepted_events(r: &Receiver, key: &Jwk) -> Vec<Value> {
+/// The events of the accepted deliveries, checking each body's signature with the key of
+/// the JWKS it names.
+fn accepted_events(r: &Receiver, keys: &[Jwk]) -> Vec<Value> {
     let mut out = Vec::new();
     for (id, body) in r.accepted.lock().unwrap().iter() {
-        let claims: Value = decode_unverified(body)
-            .unwrap()
-            .verify(key, &[Alg::ES256])
-            .unwrap();
+        let jws = decode_unverified(body).unwrap();
+        let key = keys
+            .iter()
+            .find(|k| k.kid == jws.header.kid)
+            .expect("a key of the hub's JWKS");
+        let claims: Value = jws.verify(key, &[Alg::ES256]).unwrap();
         assert_eq!(claims["delivery_id"], id.as_str());
         assert_eq!(claims["sub"], "push");
         out.extend(claims["events"].as_array().unwrap().iter().cloned());
@@ -1496,7 +1504,7 @@ async fn hub_webhooks_reach_a_subscriber_that_fails_and_recovers_in_order() {
     for i in 0..5u32 {
         ids.push(s.person_in(20 + i, "Ngô Văn Minh", Sex::Male, 1980, &[], BA_DINH));
     }
-    let key = s.hub_key().await;
+    let key = [s.hub_key().await];
     s.wait_until("five events", async || accepted_events(&r, &key).len() >= 5)
         .await;
     let events = accepted_events(&r, &key);
@@ -1534,13 +1542,28 @@ async fn hub_webhooks_go_out_once_when_two_nodes_send_the_same_subscription() {
         ids.push(s.person_in(40 + i, "Lý Văn Nam", Sex::Male, 1975, &[], BA_DINH));
         tokio::time::sleep(std::time::Duration::from_millis(15)).await;
     }
-    let key = s.hub_key().await;
-    s.wait_until("twelve events", async || {
-        accepted_events(&r, &key).len() >= 12
-    })
-    .await;
+    // Node 1's JWKS lists node 2's key too (its follower reads it within a second), so a
+    // receiver verifies whichever node sent.
+    let started = std::time::Instant::now();
+    let keys = loop {
+        let keys = s.hub_keys().await;
+        if keys.len() == 2 {
+            break keys;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{keys:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // In real time (the lease is 30 s of the hub's clock, which stands still here).
+    while accepted_events(&r, &keys).len() < 12 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(15));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Both senders poll every 20 ms for a while longer: still each delivery once.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let key = keys;
     let events = accepted_events(&r, &key);
     let people: Vec<&str> = events
         .iter()
@@ -1598,7 +1621,7 @@ async fn hub_webhooks_dead_letter_after_the_limit_and_replay_from_a_sequence() {
         .await;
     assert_eq!(st, 200, "{v}");
     let c = s.person_in(32, "Lý Thị Quyên", Sex::Female, 1992, &[], BA_DINH);
-    let key = s.hub_key().await;
+    let key = [s.hub_key().await];
     s.wait_until("replayed events", async || {
         accepted_events(&r, &key).len() >= 3
     })
@@ -1817,7 +1840,7 @@ async fn hub_sigkill_between_a_register_write_and_its_webhook_loses_no_event() {
         .json()
         .await
         .unwrap();
-    let key: Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let key: Vec<Jwk> = serde_json::from_value(jwks["keys"].clone()).unwrap();
     let mut delivered = Vec::new();
     for _ in 0..600 {
         delivered = accepted_events(&r, &key);
