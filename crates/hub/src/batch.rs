@@ -18,7 +18,7 @@
 use crate::service::{
     CallMeta, Client, Hub, HubError, SERVICE_VERIFY_ATTRIBUTES, claimed_fields, parse_id,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use dancu_domain::Problem;
 use dancu_exchange::log::record::{AuditRecord, ExchangeResult};
 use dancu_exchange::matching::{self, Claims, FieldAnswer};
@@ -227,6 +227,21 @@ pub fn submit(hub: &Arc<Hub>, client: &Client, body: &[u8]) -> Result<JobStatus,
     let mut raw = [0u8; 16];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut raw);
     let id = format!("job_{}", hex::encode(raw));
+    if hub.shares_database() {
+        // Which node holds the job, so that another node can say so instead of "not found".
+        let json = serde_json::json!({"node": hub.node(), "org": client.org,
+                                      "subsystem": client.subsystem})
+        .to_string();
+        hub.docs()
+            .put(
+                JOB_NODE_KIND,
+                &id,
+                0,
+                &json,
+                Some(now + TimeDelta::days(90)),
+            )
+            .map_err(HubError::internal)?;
+    }
     let (_, input, results) = paths(dir, &id);
     let mut out = std::io::BufWriter::new(File::create(&input).map_err(io)?);
     for r in &rows {
@@ -487,8 +502,30 @@ pub fn status(hub: &Hub, client: &Client, id: &str) -> Result<JobStatus, HubErro
     }
     match load(hub.jobs_dir(), id)? {
         Some(st) if st.org == client.org && st.subsystem == client.subsystem => Ok(st),
-        _ => Err(HubError::JobNotFound),
+        Some(_) => Err(HubError::JobNotFound),
+        None => Err(elsewhere(hub, client, id).unwrap_or(HubError::JobNotFound)),
     }
+}
+
+/// Document kind naming the node that holds a job, over a shared database (key: the job id).
+const JOB_NODE_KIND: &str = "hub_batch_node";
+
+/// The error for a job of `client` that another node over the same database holds.
+fn elsewhere(hub: &Hub, client: &Client, id: &str) -> Option<HubError> {
+    if !hub.shares_database() {
+        return None;
+    }
+    let doc = hub.docs().get(JOB_NODE_KIND, id).ok()??;
+    let v: serde_json::Value = serde_json::from_str(&doc.json).ok()?;
+    let node = v["node"].as_str()?;
+    (v["org"] == client.org.as_str()
+        && v["subsystem"] == client.subsystem.as_str()
+        && node != hub.node())
+    .then(|| HubError::Conflict {
+        code: "job_on_another_node",
+        vi: format!("Lô đối chiếu này do nút {node} xử lý; hãy hỏi nút đó"),
+        en: format!("This job is held by node {node}; ask that node"),
+    })
 }
 
 /// The results (NDJSON, one answer per row in row order) of a finished job, for its owner.

@@ -1932,6 +1932,48 @@ fn ndjson_lines(v: &Value) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn hub_a_batch_job_asked_of_another_node_names_the_node_that_holds_it() {
+    let s = HubServer::start_shared().await;
+    let n2 = s.second_node().await;
+    let an = s.person(11, "Nguyễn Văn An", Sex::Male, 1990, &[]);
+    let rows = [json!({"id": an, "claims": {"name": "NGUYEN VAN AN"}})];
+    let (st, job) = s.submit_batch("ekyc", 1, meta(), &rows).await;
+    assert_eq!(st, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.wait_job("ekyc", 1, &id).await["state"], "done");
+    let node1 = std::fs::read_to_string(s.data_dir.join("audit/node-id")).unwrap();
+    for path in [
+        format!("/api/hub/v1/batch/jobs/{id}"),
+        format!("/api/hub/v1/batch/jobs/{id}/results"),
+    ] {
+        let a = s.assertion("ekyc", 1, "urn:dancu:hub");
+        let resp = s
+            .http
+            .get(format!("{}{path}", n2.base))
+            .header("x-client-assertion", a)
+            .send()
+            .await
+            .unwrap();
+        let (st, v) = decode(resp).await;
+        assert_eq!((st, v["code"].as_str()), (409, Some("job_on_another_node")));
+        assert!(
+            v["message_en"].as_str().unwrap().contains(node1.trim()),
+            "{v}"
+        );
+    }
+    // Another subsystem is told nothing about it.
+    let a = s.assertion("small", 3, "urn:dancu:hub");
+    let resp = s
+        .http
+        .get(format!("{}/api/hub/v1/batch/jobs/{id}", n2.base))
+        .header("x-client-assertion", a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decode(resp).await.0, 404);
+}
+
+#[tokio::test]
 async fn hub_batch_verification_answers_every_row_logs_each_person_and_meters_fees() {
     let s = HubServer::start().await;
     let an = s.person(11, "Nguyễn Văn An", Sex::Male, 1990, &[]);
