@@ -688,6 +688,7 @@ async fn batch_submit(
         (status = 200, description = "The job", body = Object),
         (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "job_on_another_node: another node over the same database holds the job (named in the message)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn batch_status(
     State(state): State<AppState>,
@@ -706,6 +707,7 @@ async fn batch_status(
         (status = 200, description = "NDJSON answers", body = String, content_type = "application/x-ndjson"),
         (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "job_on_another_node: another node over the same database holds the job (named in the message)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "job_not_finished", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn batch_results(
