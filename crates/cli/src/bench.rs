@@ -358,6 +358,75 @@ fn cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The whole machine's CPU time so far, in seconds: (busy, all), from the first line of
+/// /proc/stat. Busy counts user, nice, system, irq and softirq time of every process and kernel
+/// thread; all adds idle, iowait and steal. Zero where unavailable.
+fn machine_cpu_seconds() -> (f64, f64) {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return (0.0, 0.0);
+    };
+    let f: Vec<f64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() < 8 {
+        return (0.0, 0.0);
+    }
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6];
+    (busy / 100.0, f.iter().sum::<f64>() / 100.0)
+}
+
+/// CPU use over one measured phase, beside its requests.
+#[derive(Debug, Default, Clone, Copy)]
+struct PhaseCpu {
+    /// This process's CPU seconds (server and load generator).
+    process: f64,
+    /// Busy CPU seconds of the whole machine.
+    machine_busy: f64,
+    /// All CPU seconds of the whole machine (busy, idle, iowait and steal).
+    machine_all: f64,
+}
+
+impl PhaseCpu {
+    fn start() -> Self {
+        let (busy, all) = machine_cpu_seconds();
+        Self {
+            process: cpu_seconds(),
+            machine_busy: busy,
+            machine_all: all,
+        }
+    }
+
+    /// Adds the time since `start` to this account.
+    fn add_since(&mut self, start: Self) {
+        let now = Self::start();
+        self.process += now.process - start.process;
+        self.machine_busy += now.machine_busy - start.machine_busy;
+        self.machine_all += now.machine_all - start.machine_all;
+    }
+
+    /// The process's CPU microseconds per request.
+    fn us_per(&self, requests: u64) -> f64 {
+        self.process * 1e6 / requests.max(1) as f64
+    }
+
+    /// Shares of the machine's CPU time: busy in all, and this process's in all.
+    fn shares(&self) -> serde_json::Value {
+        if self.machine_all <= 0.0 {
+            return serde_json::Value::Null;
+        }
+        json!({
+            "machine_busy": round(self.machine_busy / self.machine_all, 3),
+            "this_process": round(self.process / self.machine_all, 3),
+        })
+    }
+}
+
 fn import_all(
     store: &dyn Store,
     people: &[Person],
@@ -492,39 +561,32 @@ type Phase<'a> = (&'a str, Arc<str>, MakeRequest);
 /// Measures the phases in alternating one-second slices (A, B, C, A, B, C, …) until each has had
 /// `seconds`, so that load from anything else on the machine, which comes and goes, falls on all
 /// of them alike rather than on whichever ran while it lasted. Returns each phase's merged
-/// result and the process's CPU microseconds per request (server and load generator together)
-/// over its slices.
+/// result and its CPU use over its slices.
 fn interleaved(
     rt: &tokio::runtime::Runtime,
     addr: std::net::SocketAddr,
     connections: usize,
     seconds: u64,
     phases: &[Phase<'_>],
-) -> Result<Vec<(LoadResult, f64)>, String> {
+) -> Result<Vec<(LoadResult, PhaseCpu)>, String> {
     let labels: Vec<&str> = phases.iter().map(|p| p.0).collect();
     eprintln!(
         "[bench] http: {} in alternating 1 s slices, {seconds} s each, over {connections} connections…",
         labels.join(" / ")
     );
-    let mut out: Vec<(LoadResult, f64)> = phases
+    let mut out: Vec<(LoadResult, PhaseCpu)> = phases
         .iter()
-        .map(|_| (LoadResult::default(), 0.0))
+        .map(|_| (LoadResult::default(), PhaseCpu::default()))
         .collect();
     for _ in 0..seconds.max(1) {
         for ((_, token, make), (acc, cpu)) in phases.iter().zip(out.iter_mut()) {
-            let cpu0 = cpu_seconds();
+            let cpu0 = PhaseCpu::start();
             let r = rt.block_on(load(addr, token.clone(), connections, 1, make.clone()))?;
-            *cpu += cpu_seconds() - cpu0;
+            cpu.add_since(cpu0);
             acc.merge(r);
         }
     }
-    Ok(out
-        .into_iter()
-        .map(|(r, cpu)| {
-            let per = cpu * 1e6 / r.requests.max(1) as f64;
-            (r, per)
-        })
-        .collect())
+    Ok(out)
 }
 
 /// Drives `connections` keep-alive connections for `seconds`, each sending the requests `make`
@@ -636,7 +698,7 @@ fn bench_http(
             "[bench] http: {label} for {} s over {} connections…",
             args.seconds, args.connections
         );
-        let cpu0 = cpu_seconds();
+        let cpu0 = PhaseCpu::start();
         let r = client_rt.block_on(load(
             addr,
             token.clone(),
@@ -646,8 +708,9 @@ fn bench_http(
         ))?;
         // CPU of the whole process (server and load generator) per request: steadier than
         // throughput when other work shares the machine.
-        let cpu_us = (cpu_seconds() - cpu0) * 1e6 / r.requests.max(1) as f64;
-        Ok::<_, String>((r, cpu_us))
+        let mut cpu = PhaseCpu::default();
+        cpu.add_since(cpu0);
+        Ok::<_, String>((r, cpu))
     };
     // Warm-up, then the reference and the measured endpoints.
     let ids2 = ids.clone();
@@ -682,9 +745,14 @@ fn bench_http(
         1,
         get_person.clone(),
     ))?;
-    let (mut empty_r, empty_cpu) = run("empty JSON handler", empty)?;
-    let (mut get_r, get_cpu) = run("get person by ID", get_person)?;
-    let (mut search_r, search_cpu) = run("name search", search)?;
+    let (mut empty_r, empty_use) = run("empty JSON handler", empty)?;
+    let (mut get_r, get_use) = run("get person by ID", get_person)?;
+    let (empty_cpu, get_cpu) = (
+        empty_use.us_per(empty_r.requests),
+        get_use.us_per(get_r.requests),
+    );
+    let (mut search_r, search_use) = run("name search", search)?;
+    let search_cpu = search_use.us_per(search_r.requests);
     let _ = stop_tx.send(());
     drop(server_rt);
     let empty_rps = empty_r.requests as f64 / empty_r.seconds;
@@ -698,6 +766,9 @@ fn bench_http(
         "name_search": search_r.summary(),
         "cpu_us_per_request": {"empty_handler": round(empty_cpu, 1), "get_person": round(get_cpu, 1), "name_search": round(search_cpu, 1)},
         "get_person_cpu_ratio_to_empty": round(empty_cpu / get_cpu, 3),
+        "cpu_shares": {"empty_handler": empty_use.shares(), "get_person": get_use.shares()},
+        "order": "empty handler, then get-person, then name search, each for seconds_each (not in alternating slices: the access log's background work after get-person slices would fall into the empty handler's)",
+        "note_cpu_shares": "shares of the machine's CPU time (cores × wall time, from /proc/stat) over each phase's slices: busy (any process or kernel thread) and this process's",
         "targets": {"get_person_ratio_to_empty": 0.6, "get_person_p99_ms": 5.0, "name_search_p99_ms": 20.0},
         "note": "server (2 worker threads) and load generator (1 thread) share the machine; every get-person and search result is written to the access log before it is returned",
     }))

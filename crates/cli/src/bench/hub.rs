@@ -267,11 +267,15 @@ pub(super) fn bench_hub(
         ],
     )?
     .into_iter();
-    let (Some((mut empty_r, empty_cpu)), Some((mut bearer_r, bearer_cpu))) =
+    let (Some((mut empty_r, empty_use)), Some((mut bearer_r, bearer_use))) =
         (pair.next(), pair.next())
     else {
         return Err("the interleaved measurement lost a phase".into());
     };
+    let (empty_cpu, bearer_cpu) = (
+        empty_use.us_per(empty_r.requests),
+        bearer_use.us_per(bearer_r.requests),
+    );
     let (mut attr_r, attr_cpu) = run("attribute match, client assertion per call", &none, attr)?;
 
     // 3. Webhook fan-out to a local receiver that counts the events in each signed body.
@@ -335,6 +339,8 @@ pub(super) fn bench_hub(
             "cpu_us_per_request": {"empty_handler": round(empty_cpu, 1), "attribute_match": round(bearer_cpu, 1), "attribute_match_with_client_assertion": round(attr_cpu, 1)},
             "attribute_match_cpu_ratio_to_empty": round(empty_cpu / bearer_cpu, 3),
             "note_cpu": "process CPU (server and load generator together) per request: steadier than throughput when other work shares the machine",
+            "cpu_shares": {"empty_handler": empty_use.shares(), "attribute_match": bearer_use.shares()},
+            "note_cpu_shares": "shares of the machine's CPU time (cores × wall time, from /proc/stat) over each phase's slices: busy (any process or kernel thread) and this process's; where the machine is not all busy, throughput is bound by waiting, not by CPU",
             "targets": {"attribute_match_ratio_to_empty": 0.5, "attribute_match_p99_ms": 10.0},
             "targets_met": bearer_rps / empty_rps >= 0.5 && bearer_p99_ms < 10.0,
             "note": "attribute match with Authorization: Bearer (one access token from the hub's token endpoint, scope verify_attributes, checked per call from memory), the right decided, the person's compared fields looked up in the in-memory view of the register (kept current with every commit; SQLite only, else read from the store), the claims compared and a hash-chained log record appended with the server's default settings (durable before answering; concurrent records share one fsync by group commit); server 2 worker threads, load generator 1 thread, same machine",
