@@ -30,12 +30,20 @@
 //!   `access_log` by the registry's access-log writer, which inserts all rows waiting in one
 //!   statement (`unnest` of arrays, autocommitted with `synchronous_commit` as configured):
 //!   the answer leaves only after that commit, so a group of readers shares one WAL flush.
+//!   With `durability=normal` in the URL that one statement's commit does not wait for the
+//!   flush (`set_config('synchronous_commit', 'off', true)`, which ends with its transaction):
+//!   as the embedded store's journal, whose sync is left to its upkeep every half second, a
+//!   crash of this process loses no entry and a crash of the database server may lose the
+//!   last few hundred milliseconds of them (three `wal_writer_delay`s); the register's own
+//!   writes wait for their flush either way.
 //!   Several writers commit at once ([`Store::access_log_writers`]): one sends its rows while
 //!   another waits for the flush, and the server flushes the waiting commits together.
 //! * **URL.** A `postgres://` URL as libpq takes it (`options=-csearch_path%3Dname` selects a
-//!   schema, which must exist), plus `pool_max=N` for the pool size (default 16). The schema is
-//!   created on open if missing.
+//!   schema, which must exist), plus `pool_max=N` for the pool size (default 16) and
+//!   `durability=full|normal` for the access log's commits (default `full`, see above). The
+//!   schema is created on open if missing.
 
+use crate::sqlite::Durability;
 use crate::*;
 use ::postgres::error::SqlState;
 use ::postgres::types::ToSql;
@@ -207,6 +215,16 @@ const OFFICER_BY_TOKEN: &str = "SELECT data FROM officers WHERE token_hash = $1"
 const SELECT_OFFICERS: &str = "SELECT data FROM officers ORDER BY id";
 const INSERT_ACCESS: &str = "INSERT INTO access_log (person, actor, at, purpose, action)
      SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])";
+/// [`INSERT_ACCESS`] under [`Durability::Normal`]: the statement's own transaction commits
+/// without waiting for its WAL flush (`set_config(…, true)` holds until that transaction ends,
+/// so nothing else the connection runs later is relaxed). The server's WAL writer flushes it
+/// within three `wal_writer_delay`s (600 ms by default).
+const INSERT_ACCESS_RELAXED: &str =
+    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))
+     INSERT INTO access_log (person, actor, at, purpose, action)
+     SELECT u.person, u.actor, u.at, u.purpose, u.action
+     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[])
+          AS u (person, actor, at, purpose, action), relaxed";
 const SELECT_ACCESS: &str = "SELECT actor, at, purpose, action FROM access_log WHERE person = $1 ORDER BY seq DESC LIMIT $2";
 const IMPORT_PERSONS: &str = "INSERT INTO persons (id, version, name_key, birth_year, commune, province, alive, data)
      SELECT id, 1, name_key, birth_year, commune, province, alive, data
@@ -292,17 +310,31 @@ impl r2d2::ManageConnection for Manager {
 #[derive(Debug)]
 pub struct PgStore {
     pool: r2d2::Pool<Manager>,
+    /// How the access log commits (the register's own writes always wait for their flush).
+    durability: Durability,
     /// Key of the advisory lock that orders event appends in this schema.
     append_lock: i64,
 }
 
-/// Splits our own `pool_max` parameter off a URL and parses the rest as libpq would.
-fn parse_url(url: &str) -> Result<(Config, u32)> {
+/// Our own parameters of a database URL, beside libpq's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UrlOptions {
+    /// `pool_max=N`: connections in the pool.
+    pool_max: u32,
+    /// `durability=full|normal`: whether access-log commits wait for their WAL flush (`full`,
+    /// the default) or leave it to the server's WAL writer (`normal`).
+    durability: Durability,
+}
+
+/// Splits our own parameters (`pool_max`, `durability`) off a URL and parses the rest as libpq
+/// would.
+fn parse_url(url: &str) -> Result<(Config, UrlOptions)> {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
     };
     let mut pool_max = DEFAULT_POOL_MAX;
+    let mut durability = Durability::Full;
     let mut kept = Vec::new();
     for pair in query
         .into_iter()
@@ -316,6 +348,17 @@ fn parse_url(url: &str) -> Result<(Config, u32)> {
                         "pool_max in the database URL must be a positive number, not {n:?}"
                     ))
                 })?;
+            }
+            Some(("durability", d)) => {
+                durability = match d {
+                    "normal" => Durability::Normal,
+                    "full" => Durability::Full,
+                    _ => {
+                        return Err(StoreError::Backend(format!(
+                            "durability in the database URL must be normal or full, not {d:?}"
+                        )));
+                    }
+                };
             }
             _ => kept.push(pair),
         }
@@ -334,13 +377,25 @@ fn parse_url(url: &str) -> Result<(Config, u32)> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    Ok((config, pool_max))
+    Ok((
+        config,
+        UrlOptions {
+            pool_max,
+            durability,
+        },
+    ))
 }
 
 impl PgStore {
     /// Connects, creates the schema if it is missing and opens a pool of connections.
     pub fn open(url: &str) -> Result<Self> {
-        let (config, pool_max) = parse_url(url)?;
+        let (
+            config,
+            UrlOptions {
+                pool_max,
+                durability,
+            },
+        ) = parse_url(url)?;
         let mut client = config
             .connect(NoTls)
             .map_err(|e| StoreError::Backend(format!("connecting to PostgreSQL: {e}")))?;
@@ -386,6 +441,7 @@ impl PgStore {
             .map_err(|e| StoreError::Backend(format!("opening the PostgreSQL pool: {e}")))?;
         Ok(Self {
             pool,
+            durability,
             append_lock: (APPEND_LOCK_TAG << 32) | oid,
         })
     }
@@ -822,7 +878,10 @@ impl Store for PgStore {
         let purposes: Vec<&str> = entries.iter().map(|e| e.purpose.as_str()).collect();
         let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
         let mut c = self.conn()?;
-        let stmt = c.stmt(INSERT_ACCESS)?;
+        let stmt = c.stmt(match self.durability {
+            Durability::Normal => INSERT_ACCESS_RELAXED,
+            Durability::Full => INSERT_ACCESS,
+        })?;
         c.client
             .execute(&stmt, &[&persons, &actors, &ats, &purposes, &actions])
             .map_err(pg)?;
@@ -1013,16 +1072,116 @@ mod tests {
 
     #[test]
     fn pool_max_is_taken_off_the_url() {
-        let (config, n) =
+        let (config, o) =
             parse_url("postgres://u:p@127.0.0.1:5433/db?pool_max=4&options=-csearch_path%3Dx")
                 .expect("parses");
-        assert_eq!(n, 4);
+        assert_eq!(o.pool_max, 4);
+        assert_eq!(o.durability, Durability::Full);
         assert_eq!(config.get_dbname(), Some("db"));
         assert_eq!(config.get_options(), Some("-csearch_path=x"));
         assert_eq!(config.get_application_name(), Some("dancu"));
-        let (_, n) = parse_url("postgres://u@localhost/db").expect("parses");
-        assert_eq!(n, DEFAULT_POOL_MAX);
+        let (_, o) = parse_url("postgres://u@localhost/db").expect("parses");
+        assert_eq!(o.pool_max, DEFAULT_POOL_MAX);
+        let (config, o) =
+            parse_url("postgres://u@localhost/db?durability=normal&pool_max=2").expect("parses");
+        assert_eq!((o.pool_max, o.durability), (2, Durability::Normal));
+        assert_eq!(config.get_dbname(), Some("db"));
+        assert!(parse_url("postgres://u@localhost/db?durability=off").is_err());
         assert!(parse_url("postgres://u@localhost/db?pool_max=0").is_err());
         assert!(parse_url("postgres://u@localhost/db?pool_max=lots").is_err());
+    }
+
+    /// The relaxed access-log insert commits its own transaction without waiting for the WAL
+    /// flush, and leaves the pooled connection as it found it, so a register write that later
+    /// runs on the same connection still waits for its flush. Runs against the server named
+    /// by `DANCU_TEST_DATABASE_URL` (as the contract tests); skipped without one.
+    #[test]
+    fn a_relaxed_access_log_commit_relaxes_nothing_after_it() {
+        let Some(admin) = std::env::var("DANCU_TEST_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+        else {
+            return;
+        };
+        let schema = format!("unit_relaxed_{}", std::process::id());
+        let mut c = Client::connect(&admin, NoTls).expect("connect");
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
+        .expect("schema");
+        let server: String = c
+            .query_one("SHOW synchronous_commit", &[])
+            .expect("show")
+            .get(0);
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let person =
+            PersonalId::compose("001", dancu_domain::person::Sex::Male, 1990, 1).expect("valid id");
+        let entry = |n: u32| AccessEntry {
+            actor: "officer-1".into(),
+            at: DateTime::from_timestamp(1_760_000_000, 0).expect("time"),
+            person,
+            purpose: format!("check {n}"),
+            action: "record".into(),
+        };
+        for durability in ["normal", "full"] {
+            let store = PgStore::open(&format!(
+                "{admin}{sep}pool_max=1&durability={durability}&options=-csearch_path%3D{schema}"
+            ))
+            .expect("open");
+            store.record_access(&[entry(1)]).expect("log");
+            let mut conn = store.conn().expect("the one connection");
+            let after: String = conn
+                .client
+                .query_one("SHOW synchronous_commit", &[])
+                .expect("show")
+                .get(0);
+            assert_eq!(
+                after, server,
+                "{durability}: the connection keeps its setting"
+            );
+            // Inside the insert's own transaction the commit is relaxed under `normal` only.
+            let mut tx = conn.client.transaction().expect("begin");
+            let stmt = tx
+                .prepare(if durability == "normal" {
+                    INSERT_ACCESS_RELAXED
+                } else {
+                    INSERT_ACCESS
+                })
+                .expect("prepare");
+            let e = entry(2);
+            tx.execute(
+                &stmt,
+                &[
+                    &vec![e.person.as_str()],
+                    &vec![e.actor.as_str()],
+                    &vec![e.at],
+                    &vec![e.purpose.as_str()],
+                    &vec![e.action.as_str()],
+                ],
+            )
+            .expect("insert");
+            let during: String = tx
+                .query_one("SHOW synchronous_commit", &[])
+                .expect("show")
+                .get(0);
+            let relaxed = if durability == "normal" {
+                "off"
+            } else {
+                server.as_str()
+            };
+            assert_eq!(during, relaxed, "{durability}");
+            tx.rollback().expect("rollback");
+            drop(conn);
+            let logged = store.access_log(&person, 10).expect("read the log");
+            assert_eq!(logged.len(), 1, "{durability}: the entry is committed");
+            store
+                .conn()
+                .expect("connection")
+                .client
+                .batch_execute("DELETE FROM access_log")
+                .expect("empty the log");
+        }
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .expect("drop");
     }
 }
