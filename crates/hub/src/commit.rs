@@ -242,8 +242,27 @@ impl Drop for GroupLog {
 /// than many small ones (as PostgreSQL's `commit_delay`); a lone caller is never delayed.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// The nice value the log writer asks for: below the request threads' 0.
+#[cfg(target_os = "linux")]
+const WRITER_NICE: i32 = -10;
+
+/// Asks the scheduler to run this thread ahead of the request threads. Every exchange waits
+/// for the writer, and the time between a sync's end and the writer running again is time all
+/// those callers wait: at 128 connections on 2 cores, four runs each way, the machine's busy
+/// share under attribute match was 0.86–0.93 with it against 0.84–0.87 without (the empty
+/// handler's 0.90–0.94), though throughput moved by no more than the runs' spread. Lowering a nice value needs the privilege
+/// to (root or `CAP_SYS_NICE`); without it the thread keeps the default priority and nothing
+/// else changes.
+fn raise_writer_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE);
+    }
+}
+
 /// The writer thread: one group per turn, every record waiting (up to [`MAX_GROUP`]).
 fn write_groups(log: &Mutex<AuditLog>, rx: &std::sync::mpsc::Receiver<(AuditRecord, Ack)>) {
+    raise_writer_priority();
     let mut busy = false;
     let mut last_write = std::time::Duration::ZERO;
     while let Ok(first) = rx.recv() {
@@ -311,6 +330,42 @@ mod tests {
             },
             max_live_bytes: None,
         }
+    }
+
+    /// The nice values of this process's threads named `name`, from /proc.
+    #[cfg(target_os = "linux")]
+    fn nice_of_threads(name: &str) -> Vec<i32> {
+        let mut out = Vec::new();
+        for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap();
+            // After the command's closing parenthesis, nice is the 17th field.
+            let rest = stat.rsplit_once(')').unwrap().1;
+            out.push(rest.split_whitespace().nth(16).unwrap().parse().unwrap());
+        }
+        out
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_log_writer_runs_ahead_of_the_request_threads_where_permitted() {
+        // Whether this process may lower a nice value: a probe thread tries.
+        let permitted = std::thread::spawn(|| {
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE)
+                .is_ok()
+        })
+        .join()
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = GroupLog::new(AuditLog::open(dir.path(), settings()).unwrap());
+        log.append(record(0, 0)).unwrap();
+        let nice = nice_of_threads("exchange-log");
+        assert!(!nice.is_empty(), "the writer thread is named exchange-log");
+        let expected = if permitted { WRITER_NICE } else { 0 };
+        assert!(nice.contains(&expected), "{nice:?}, permitted: {permitted}");
     }
 
     #[test]
