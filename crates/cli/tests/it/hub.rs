@@ -1463,8 +1463,22 @@ impl HubServer {
     }
 
     /// Lets time pass (for the backoff) until `done`, or fails after a few seconds.
-    async fn wait_until(&self, what: &str, mut done: impl AsyncFnMut() -> bool) {
-        for _ in 0..400 {
+    async fn wait_until(&self, what: &str, done: impl AsyncFnMut() -> bool) {
+        self.wait_within(what, std::time::Duration::ZERO, done)
+            .await;
+    }
+
+    /// [`Self::wait_until`], going on until at least `limit` of real time has passed too.
+    async fn wait_within(
+        &self,
+        what: &str,
+        limit: std::time::Duration,
+        mut done: impl AsyncFnMut() -> bool,
+    ) {
+        let start = std::time::Instant::now();
+        let mut turns = 0;
+        while turns < 400 || start.elapsed() < limit {
+            turns += 1;
             if done().await {
                 return;
             }
@@ -2603,18 +2617,24 @@ async fn hub_nats_jetstream_gets_every_event_in_order_through_a_server_restart()
     for i in 3..5u32 {
         ids.push(s.person_in(40 + i, "Đinh Thị Lan", Sex::Female, 1985, &[], BA_DINH));
     }
-    s.wait_until("a failed attempt", async || {
-        // A fresh assertion each time: the clock moves on while waiting.
-        let a = s.assertion("ekyc", 1, "urn:dancu:hub");
-        let (st, v) = s
-            .call_with(
-                "/api/hub/v1/events/webhook/status",
-                Some(&a),
-                json!({"subscription": "push-nats"}),
-            )
-            .await;
-        st == 200 && v["attempts"].as_u64().unwrap_or(0) >= 1
-    })
+    // A publish that set out before the client saw the server go waits for its
+    // acknowledgement until the sender's 10 s limit, so this waits longer than that.
+    s.wait_within(
+        "a failed attempt",
+        std::time::Duration::from_secs(25),
+        async || {
+            // A fresh assertion each time: the clock moves on while waiting.
+            let a = s.assertion("ekyc", 1, "urn:dancu:hub");
+            let (st, v) = s
+                .call_with(
+                    "/api/hub/v1/events/webhook/status",
+                    Some(&a),
+                    json!({"subscription": "push-nats"}),
+                )
+                .await;
+            st == 200 && v["attempts"].as_u64().unwrap_or(0) >= 1
+        },
+    )
     .await;
 
     // Back on the same storage: the rest arrive, in register order, each once.
