@@ -393,7 +393,8 @@ struct PhaseCpu {
 }
 
 impl PhaseCpu {
-    fn start() -> Self {
+    /// The readings now (cumulative since the process and the machine started).
+    fn now() -> Self {
         let (busy, all) = machine_cpu_seconds();
         Self {
             process: cpu_seconds(),
@@ -402,9 +403,16 @@ impl PhaseCpu {
         }
     }
 
+    /// The account of the time since `start`.
+    fn since(start: Self) -> Self {
+        let mut account = Self::default();
+        account.add_since(start);
+        account
+    }
+
     /// Adds the time since `start` to this account.
     fn add_since(&mut self, start: Self) {
-        let now = Self::start();
+        let now = Self::now();
         self.process += now.process - start.process;
         self.machine_busy += now.machine_busy - start.machine_busy;
         self.machine_all += now.machine_all - start.machine_all;
@@ -580,7 +588,7 @@ fn interleaved(
         .collect();
     for _ in 0..seconds.max(1) {
         for ((_, token, make), (acc, cpu)) in phases.iter().zip(out.iter_mut()) {
-            let cpu0 = PhaseCpu::start();
+            let cpu0 = PhaseCpu::now();
             let r = rt.block_on(load(addr, token.clone(), connections, 1, make.clone()))?;
             cpu.add_since(cpu0);
             acc.merge(r);
@@ -698,7 +706,7 @@ fn bench_http(
             "[bench] http: {label} for {} s over {} connections…",
             args.seconds, args.connections
         );
-        let cpu0 = PhaseCpu::start();
+        let cpu0 = PhaseCpu::now();
         let r = client_rt.block_on(load(
             addr,
             token.clone(),
@@ -708,9 +716,7 @@ fn bench_http(
         ))?;
         // CPU of the whole process (server and load generator) per request: steadier than
         // throughput when other work shares the machine.
-        let mut cpu = PhaseCpu::default();
-        cpu.add_since(cpu0);
-        Ok::<_, String>((r, cpu))
+        Ok::<_, String>((r, PhaseCpu::since(cpu0)))
     };
     // Warm-up, then the reference and the measured endpoints.
     let ids2 = ids.clone();

@@ -604,26 +604,20 @@ impl Hub {
         Ok(self)
     }
 
-    /// Publishes this node's response-signing public key for the other nodes' JWKS.
+    /// Publishes this node's response-signing public key for the other nodes' JWKS. Only this
+    /// node writes its document, so a concurrent change means another process runs under the
+    /// same node name, and is reported rather than overwritten.
     fn publish_response_key(&self) -> Result<(), String> {
         let json = serde_json::to_string(&self.response_jwk()).map_err(|e| e.to_string())?;
-        loop {
-            let stored = self
-                .docs
-                .get(NODE_KEY_KIND, &self.node)
-                .map_err(|e| e.to_string())?;
-            if stored.as_ref().is_some_and(|d| d.json == json) {
-                break;
-            }
+        let stored = self
+            .docs
+            .get(NODE_KEY_KIND, &self.node)
+            .map_err(|e| e.to_string())?;
+        if stored.as_ref().is_none_or(|d| d.json != json) {
             let version = stored.map_or(0, |d| d.version);
-            match self
-                .docs
+            self.docs
                 .put(NODE_KEY_KIND, &self.node, version, &json, None)
-            {
-                Ok(_) => break,
-                Err(StoreError::Exists(_) | StoreError::Conflict { .. }) => {}
-                Err(e) => return Err(e.to_string()),
-            }
+                .map_err(|e| format!("publishing node {}'s response key: {e}", self.node))?;
         }
         let keys = published_keys(&*self.docs).map_err(|e| e.to_string())?;
         *self.node_keys.write().unwrap_or_else(|e| e.into_inner()) = keys;

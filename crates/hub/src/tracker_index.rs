@@ -49,6 +49,16 @@ pub fn index_file_name(number: u64) -> String {
     format!("segment-{number:020}.idx")
 }
 
+/// The name an index file is written under before it is renamed into place.
+fn temp_index_file_name(number: u64) -> String {
+    format!("{}.{}.tmp", index_file_name(number), std::process::id())
+}
+
+/// Whether `name` is one of [`temp_index_file_name`]'s (of any process).
+fn is_temp_index_file_name(name: &str) -> bool {
+    name.starts_with("segment-") && name.contains(".idx.") && name.ends_with(".tmp")
+}
+
 fn fnv1a(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in parts.iter().flat_map(|p| p.iter()) {
@@ -240,11 +250,7 @@ fn write_index(
     let entries = pairs.len() as u64;
     let (bytes, fences) = encode_index(number, segment_len, pairs);
     let path = dir.join(index_file_name(number));
-    let tmp = dir.join(format!(
-        "{}.{}.tmp",
-        index_file_name(number),
-        std::process::id()
-    ));
+    let tmp = dir.join(temp_index_file_name(number));
     File::create(&tmp)?.write_all(&bytes)?;
     fs::rename(&tmp, &path)?;
     Ok(IndexFile {
@@ -351,7 +357,7 @@ impl TrackerIndex {
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
-            if name.starts_with("segment-") && name.contains(".idx.") && name.ends_with(".tmp") {
+            if is_temp_index_file_name(&name) {
                 let _ = fs::remove_file(dir.join(name.as_ref()));
             }
         }

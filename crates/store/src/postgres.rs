@@ -316,6 +316,21 @@ pub struct PgStore {
     append_lock: i64,
 }
 
+/// Runs [`INSERT_ACCESS`] or [`INSERT_ACCESS_RELAXED`] (prepared as `stmt`) for `entries`: one
+/// statement, so atomic without an explicit transaction, and seq follows the slice order.
+fn insert_access(
+    c: &mut impl GenericClient,
+    stmt: &Statement,
+    entries: &[AccessEntry],
+) -> std::result::Result<u64, ::postgres::Error> {
+    let persons: Vec<&str> = entries.iter().map(|e| e.person.as_str()).collect();
+    let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
+    let ats: Vec<DateTime<Utc>> = entries.iter().map(|e| e.at).collect();
+    let purposes: Vec<&str> = entries.iter().map(|e| e.purpose.as_str()).collect();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    c.execute(stmt, &[&persons, &actors, &ats, &purposes, &actions])
+}
+
 /// Our own parameters of a database URL, beside libpq's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct UrlOptions {
@@ -871,20 +886,12 @@ impl Store for PgStore {
         if entries.is_empty() {
             return Ok(());
         }
-        // One statement: atomic without an explicit transaction, and seq follows the slice order.
-        let persons: Vec<&str> = entries.iter().map(|e| e.person.as_str()).collect();
-        let actors: Vec<&str> = entries.iter().map(|e| e.actor.as_str()).collect();
-        let ats: Vec<DateTime<Utc>> = entries.iter().map(|e| e.at).collect();
-        let purposes: Vec<&str> = entries.iter().map(|e| e.purpose.as_str()).collect();
-        let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
         let mut c = self.conn()?;
         let stmt = c.stmt(match self.durability {
             Durability::Normal => INSERT_ACCESS_RELAXED,
             Durability::Full => INSERT_ACCESS,
         })?;
-        c.client
-            .execute(&stmt, &[&persons, &actors, &ats, &purposes, &actions])
-            .map_err(pg)?;
+        insert_access(&mut c.client, &stmt, entries).map_err(pg)?;
         Ok(())
     }
 
@@ -1148,18 +1155,7 @@ mod tests {
                     INSERT_ACCESS
                 })
                 .expect("prepare");
-            let e = entry(2);
-            tx.execute(
-                &stmt,
-                &[
-                    &vec![e.person.as_str()],
-                    &vec![e.actor.as_str()],
-                    &vec![e.at],
-                    &vec![e.purpose.as_str()],
-                    &vec![e.action.as_str()],
-                ],
-            )
-            .expect("insert");
+            insert_access(&mut tx, &stmt, &[entry(2)]).expect("insert");
             let during: String = tx
                 .query_one("SHOW synchronous_commit", &[])
                 .expect("show")

@@ -242,7 +242,7 @@ pub(super) fn bench_hub(
             "[bench] hub http: {label} for {} s over {} connections…",
             args.seconds, args.connections
         );
-        let cpu0 = super::cpu_seconds();
+        let cpu0 = super::PhaseCpu::now();
         let r = client_rt.block_on(load(
             addr,
             token.clone(),
@@ -250,7 +250,7 @@ pub(super) fn bench_hub(
             args.seconds,
             make,
         ))?;
-        let cpu_us = (super::cpu_seconds() - cpu0) * 1e6 / r.requests.max(1) as f64;
+        let cpu_us = super::PhaseCpu::since(cpu0).us_per(r.requests);
         Ok::<_, String>((r, cpu_us))
     };
     // The reference and the target in alternating slices: the ratio between them is the

@@ -1905,10 +1905,15 @@ impl HubServer {
     }
 
     async fn batch_get(&self, sub: &str, n: u8, path: &str) -> (u16, Value) {
+        self.batch_get_at(&self.base, sub, n, path).await
+    }
+
+    /// As [`Self::batch_get`], to the server at `base`.
+    async fn batch_get_at(&self, base: &str, sub: &str, n: u8, path: &str) -> (u16, Value) {
         let a = self.assertion(sub, n, "urn:dancu:hub");
         let req = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(format!("{base}{path}"))
             .header("x-client-assertion", a);
         decode(req.send().await.unwrap()).await
     }
@@ -1960,15 +1965,7 @@ async fn hub_a_batch_job_asked_of_another_node_names_the_node_that_holds_it() {
         format!("/api/hub/v1/batch/jobs/{id}"),
         format!("/api/hub/v1/batch/jobs/{id}/results"),
     ] {
-        let a = s.assertion("ekyc", 1, "urn:dancu:hub");
-        let resp = s
-            .http
-            .get(format!("{}{path}", n2.base))
-            .header("x-client-assertion", a)
-            .send()
-            .await
-            .unwrap();
-        let (st, v) = decode(resp).await;
+        let (st, v) = s.batch_get_at(&n2.base, "ekyc", 1, &path).await;
         assert_eq!((st, v["code"].as_str()), (409, Some("job_on_another_node")));
         assert!(
             v["message_en"].as_str().unwrap().contains(node1.trim()),
@@ -1976,15 +1973,15 @@ async fn hub_a_batch_job_asked_of_another_node_names_the_node_that_holds_it() {
         );
     }
     // Another subsystem is told nothing about it.
-    let a = s.assertion("small", 3, "urn:dancu:hub");
-    let resp = s
-        .http
-        .get(format!("{}/api/hub/v1/batch/jobs/{id}", n2.base))
-        .header("x-client-assertion", a)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(decode(resp).await.0, 404);
+    let (st, _) = s
+        .batch_get_at(
+            &n2.base,
+            "small",
+            3,
+            &format!("/api/hub/v1/batch/jobs/{id}"),
+        )
+        .await;
+    assert_eq!(st, 404);
 }
 
 #[tokio::test]
