@@ -151,7 +151,8 @@ pub fn open_hub(
     // Changes made through the rights admin API are written back to the same file.
     .with_config_file(&path);
     let hub = Arc::new(hub);
-    // Batch jobs that were running when the process stopped carry on.
+    // Batch jobs that were running when the process stopped carry on (and jobs kept as files
+    // by earlier builds move into the store).
     let resumed = dancu_hub::batch::resume(&hub).map_err(|e| e.to_string())?;
     if resumed > 0 {
         tracing::info!(resumed, "resuming batch verification jobs");
@@ -168,7 +169,8 @@ pub fn spawn_webhook_sender(
     crate::push::spawn(hub, every, nats);
 }
 
-/// Signs the hub's time-based checkpoints every few seconds until the process ends.
+/// Every few seconds until the process ends: signs the hub's time-based checkpoints, and
+/// takes over batch jobs whose node has stopped ([`dancu_hub::batch::resume`]).
 pub fn spawn_checkpoint_timer(hub: Arc<Hub>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
@@ -177,6 +179,12 @@ pub fn spawn_checkpoint_timer(hub: Arc<Hub>) {
             let h = hub.clone();
             if let Ok(Err(e)) = tokio::task::spawn_blocking(move || h.tick()).await {
                 tracing::error!(error = %e, "signing an exchange-log checkpoint failed");
+            }
+            let h = hub.clone();
+            match tokio::task::spawn_blocking(move || dancu_hub::batch::resume(&h)).await {
+                Ok(Ok(0)) | Err(_) => {}
+                Ok(Ok(n)) => tracing::info!(jobs = n, "took over batch jobs of a stopped node"),
+                Ok(Err(e)) => tracing::error!(error = %e, "looking for unfinished batch jobs"),
             }
         }
     });

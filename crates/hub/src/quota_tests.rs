@@ -19,7 +19,7 @@ fn open(dir: &Path, clock: Arc<FixedClock>) -> Hub {
 }
 
 /// A hub node with its own exchange log in `dir/<log>`, over the database in `dir`.
-fn open_node(dir: &Path, log: &str, clock: Arc<FixedClock>) -> Hub {
+pub(crate) fn open_node(dir: &Path, log: &str, clock: Arc<FixedClock>) -> Hub {
     open_with(dir, log, clock, config())
 }
 

@@ -355,6 +355,7 @@ pub struct Hub {
     tokens: TokenCache,
     audit_dir: PathBuf,
     jobs_dir: PathBuf,
+    batch_local: crate::batch::LocalJobs,
     limits: Mutex<HashMap<String, Limits>>,
     response_key: SigningKey,
     response_kid: String,
@@ -544,6 +545,7 @@ impl Hub {
             tokens: TokenCache::default(),
             audit_dir: audit_dir.to_owned(),
             jobs_dir: key_dir.join("jobs"),
+            batch_local: crate::batch::LocalJobs::default(),
             limits: Mutex::new(limits),
             response_key,
             response_kid,
@@ -1618,6 +1620,11 @@ impl Hub {
     /// The directory of batch jobs.
     pub(crate) fn jobs_dir(&self) -> &Path {
         &self.jobs_dir
+    }
+
+    /// The batch jobs this process is answering.
+    pub(crate) fn batch_local(&self) -> &crate::batch::LocalJobs {
+        &self.batch_local
     }
 
     /// The register.

@@ -1951,37 +1951,42 @@ fn ndjson_lines(v: &Value) -> Vec<Value> {
 }
 
 #[tokio::test]
-async fn hub_a_batch_job_asked_of_another_node_names_the_node_that_holds_it() {
+async fn hub_a_batch_job_is_reported_and_handed_out_at_any_node() {
     let s = HubServer::start_shared().await;
     let n2 = s.second_node().await;
     let an = s.person(11, "Nguyễn Văn An", Sex::Male, 1990, &[]);
-    let rows = [json!({"id": an, "claims": {"name": "NGUYEN VAN AN"}})];
+    let rows = [
+        json!({"id": an, "claims": {"name": "NGUYEN VAN AN"}}),
+        json!({"id": an, "claims": {"name": "Nguyễn Văn Bình"}}),
+    ];
     let (st, job) = s.submit_batch("ekyc", 1, meta(), &rows).await;
     assert_eq!(st, 202, "{job}");
     let id = job["id"].as_str().unwrap().to_owned();
-    assert_eq!(s.wait_job("ekyc", 1, &id).await["state"], "done");
-    let node1 = std::fs::read_to_string(s.data_dir.join("audit/node-id")).unwrap();
-    for path in [
-        format!("/api/hub/v1/batch/jobs/{id}"),
-        format!("/api/hub/v1/batch/jobs/{id}/results"),
-    ] {
-        let (st, v) = s.batch_get_at(&n2.base, "ekyc", 1, &path).await;
-        assert_eq!((st, v["code"].as_str()), (409, Some("job_on_another_node")));
-        assert!(
-            v["message_en"].as_str().unwrap().contains(node1.trim()),
+    let done = s.wait_job("ekyc", 1, &id).await;
+    assert_eq!(done["state"], "done");
+    let status = format!("/api/hub/v1/batch/jobs/{id}");
+    let results = format!("{status}/results");
+    let (st, there) = s.batch_get_at(&n2.base, "ekyc", 1, &status).await;
+    assert_eq!(st, 200, "{there}");
+    assert_eq!(there, done);
+    let (_, here) = s.batch_get("ekyc", 1, &results).await;
+    let (st, there) = s.batch_get_at(&n2.base, "ekyc", 1, &results).await;
+    assert_eq!(st, 200, "{there}");
+    assert_eq!(there, here);
+    let answers = ndjson_lines(&there);
+    assert_eq!(
+        answers.iter().map(|a| &a["result"]).collect::<Vec<_>>(),
+        [&json!("served"), &json!("served")]
+    );
+    // Another subsystem is told nothing about it.
+    for path in [&status, &results] {
+        let (st, v) = s.batch_get_at(&n2.base, "small", 3, path).await;
+        assert_eq!(
+            (st, v["code"].as_str().unwrap_or_default()),
+            (404, "job_not_found"),
             "{v}"
         );
     }
-    // Another subsystem is told nothing about it.
-    let (st, _) = s
-        .batch_get_at(
-            &n2.base,
-            "small",
-            3,
-            &format!("/api/hub/v1/batch/jobs/{id}"),
-        )
-        .await;
-    assert_eq!(st, 404);
 }
 
 #[tokio::test]
@@ -2166,7 +2171,7 @@ async fn hub_batch_refusals_store_nothing_and_rows_are_held_to_the_quota() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hub_batch_job_interrupted_by_a_stop_resumes_after_restart() {
+async fn hub_batch_job_killed_midway_resumes_after_restart_answering_each_row_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -2194,15 +2199,26 @@ async fn hub_batch_job_interrupted_by_a_stop_resumes_after_restart() {
         )
         .unwrap()
     };
-    let rows: Vec<String> = (1..=3)
-        .map(|i| {
-            PersonalId::compose("001", Sex::Female, 1980, i)
+    let status_of = |id: String, jti: String| {
+        let (http, base, a) = (http.clone(), base.clone(), assertion(&jti));
+        async move {
+            let v: Value = http
+                .get(format!("{base}/api/hub/v1/batch/jobs/{id}"))
+                .header("x-client-assertion", a)
+                .send()
+                .await
                 .unwrap()
-                .to_string()
-        })
-        .collect();
+                .json()
+                .await
+                .unwrap();
+            v
+        }
+    };
+    // Eight chunks of 10,000 rows, of people the register does not hold.
+    const ROWS: u32 = 80_000;
     let mut body = meta().to_string();
-    for id in &rows {
+    for i in 1..=ROWS {
+        let id = PersonalId::compose("001", Sex::Female, 1980, i).unwrap();
         body.push_str(&format!(
             "\n{}",
             json!({"id": id, "claims": {"name": "Lê Thị Hoa"}})
@@ -2221,47 +2237,30 @@ async fn hub_batch_job_interrupted_by_a_stop_resumes_after_restart() {
     assert_eq!(resp.status().as_u16(), 202);
     let job: Value = resp.json().await.unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
-    let jobs = data.join("hub").join("jobs");
-    let state_file = jobs.join(format!("{id}.json"));
-    for _ in 0..200 {
-        let st: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
-        if st["state"] == "done" {
+    // Killed once a chunk or more is stored, before the last.
+    let mut killed_at = 0;
+    for i in 0..4000 {
+        let st = status_of(id.clone(), format!("p{i}")).await;
+        let done = st["done"].as_u64().unwrap();
+        if done > 0 {
+            assert!(
+                done < u64::from(ROWS),
+                "the job ended before the kill: {st}"
+            );
+            server.kill().unwrap();
+            killed_at = done;
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    server.kill().unwrap();
+    assert!(killed_at > 0, "no chunk was stored");
     let _ = tokio::task::spawn_blocking(move || server.wait()).await;
-    let first = std::fs::read(jobs.join(format!("{id}.results.ndjson"))).unwrap();
-
-    // As if the process had died in the middle of the first chunk: state saved before it,
-    // half an answer written after it.
-    let mut st: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
-    assert_eq!(st["state"], "done");
-    st["state"] = json!("running");
-    st["done"] = json!(0);
-    st["failed"] = json!(0);
-    st["results_bytes"] = json!(0);
-    std::fs::write(&state_file, st.to_string()).unwrap();
-    std::fs::write(
-        jobs.join(format!("{id}.results.ndjson")),
-        b"{\"row\":1,\"id\":",
-    )
-    .unwrap();
 
     let mut server = spawn_server(&data, port);
     wait_ready(&http, &base).await;
     let mut status = Value::Null;
-    for i in 0..200 {
-        status = http
-            .get(format!("{base}/api/hub/v1/batch/jobs/{id}"))
-            .header("x-client-assertion", assertion(&format!("s{i}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for i in 0..2400 {
+        status = status_of(id.clone(), format!("s{i}")).await;
         if status["state"] != "running" {
             break;
         }
@@ -2279,11 +2278,24 @@ async fn hub_batch_job_interrupted_by_a_stop_resumes_after_restart() {
     server.kill().unwrap();
     let _ = tokio::task::spawn_blocking(move || server.wait()).await;
     assert_eq!(status["state"], "done", "{status}");
-    assert_eq!((&status["done"], &status["failed"]), (&json!(3), &json!(3)));
+    let rows = u64::from(ROWS);
     assert_eq!(
-        results.as_ref(),
-        first.as_slice(),
-        "the same answers, once each"
+        (&status["done"], &status["failed"]),
+        (&json!(rows), &json!(rows))
+    );
+    let answered: Vec<u64> = std::str::from_utf8(&results)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["row"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        (1..=rows).collect::<Vec<_>>(),
+        "every row once, in order (killed at {killed_at})"
     );
 }
 

@@ -682,13 +682,12 @@ async fn batch_submit(
     Ok(resp)
 }
 
-#[utoipa::path(get, path = "/api/hub/v1/batch/jobs/{id}", tag = "hub", summary = "A batch job's progress (rows done / total) and state",
+#[utoipa::path(get, path = "/api/hub/v1/batch/jobs/{id}", tag = "hub", summary = "A batch job's progress (rows done / total) and state, at any node over the job's database",
     params(("id" = String, Path, description = "Job id"), ("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem that submitted the job")),
     responses(
         (status = 200, description = "The job", body = Object),
         (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "job_on_another_node: another node over the same database holds the job (named in the message)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn batch_status(
     State(state): State<AppState>,
@@ -707,7 +706,6 @@ async fn batch_status(
         (status = 200, description = "NDJSON answers", body = String, content_type = "application/x-ndjson"),
         (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "job_on_another_node: another node over the same database holds the job (named in the message)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "job_not_finished", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 async fn batch_results(
