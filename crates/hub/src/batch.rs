@@ -882,6 +882,52 @@ pub fn results(hub: &Hub, client: &Client, id: &str) -> Result<Vec<u8>, HubError
     Ok(out)
 }
 
+/// Deletes a job that is no longer running, with its answers and any rows left, for its
+/// owner (at any node): a member that has its results need not leave them with the hub for
+/// the [`JOB_KEEP_DAYS`] days it would otherwise keep them.
+pub fn delete(hub: &Hub, client: &Client, id: &str) -> Result<(), HubError> {
+    let st = status(hub, client, id)?;
+    if st.state == JobState::Running {
+        return Err(HubError::Conflict {
+            code: "job_running",
+            vi: format!(
+                "Lô đang được xử lý ({}/{} dòng); chỉ xoá được lô đã xong hoặc đã dừng",
+                st.done, st.total
+            ),
+            en: format!(
+                "The job is running ({}/{} rows); only a finished or stopped job can be deleted",
+                st.done, st.total
+            ),
+        });
+    }
+    let Some((_, version)) = load(hub, id)? else {
+        return Err(HubError::JobNotFound);
+    };
+    let prefix = format!("{id}/");
+    let mut writes = vec![DocWrite::Delete {
+        kind: JOB_KIND.into(),
+        key: id.to_owned(),
+        expected_version: version,
+    }];
+    for kind in [RESULT_KIND, INPUT_KIND] {
+        let chunks = hub
+            .docs()
+            .list(kind, &prefix, st.total.div_ceil(CHUNK as u64) as u32 + 1)
+            .map_err(store_err)?;
+        writes.extend(chunks.into_iter().map(|(key, doc)| DocWrite::Delete {
+            kind: kind.into(),
+            key,
+            expected_version: doc.version,
+        }));
+    }
+    match hub.docs().commit_docs(&writes) {
+        Ok(_) => Ok(()),
+        // Deleted at the same time elsewhere.
+        Err(StoreError::Conflict { .. }) => Err(HubError::JobNotFound),
+        Err(e) => Err(store_err(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -1036,7 +1082,7 @@ mod tests {
         // Nothing of the rows is left beside the answers, and no marker of a running job.
         assert!(a.docs().list(INPUT_KIND, "", 100).unwrap().is_empty());
         assert!(a.docs().list(RUNNING_KIND, "", 100).unwrap().is_empty());
-        // Another subsystem is told nothing, at either node.
+        // Another subsystem is told nothing, at either node, and may not delete it.
         let other = Client {
             subsystem: "small".into(),
             ..client()
@@ -1050,7 +1096,24 @@ mod tests {
                 results(hub, &other, &st.id).unwrap_err().code(),
                 "job_not_found"
             );
+            assert_eq!(
+                delete(hub, &other, &st.id).unwrap_err().code(),
+                "job_not_found"
+            );
         }
+        // Its owner deletes it at the other node: nothing of it is left.
+        delete(&b, &client(), &st.id).unwrap();
+        assert_eq!(
+            status(&a, &client(), &st.id).unwrap_err().code(),
+            "job_not_found"
+        );
+        for kind in [JOB_KIND, RESULT_KIND, INPUT_KIND, RUNNING_KIND] {
+            assert!(a.docs().list(kind, "", 100).unwrap().is_empty(), "{kind}");
+        }
+        assert_eq!(
+            delete(&a, &client(), &st.id).unwrap_err().code(),
+            "job_not_found"
+        );
     }
 
     #[test]
@@ -1070,6 +1133,10 @@ mod tests {
         assert_eq!(
             results(&b, &client(), &id).unwrap_err().code(),
             "job_not_finished"
+        );
+        assert_eq!(
+            delete(&b, &client(), &id).unwrap_err().code(),
+            "job_running"
         );
 
         clock.advance(LEASE + TimeDelta::seconds(1));

@@ -148,6 +148,8 @@ pub(super) fn bench_hub(
     let answers = dancu_hub::batch::results(&hub, &client, &job.id).map_err(|e| e.to_string())?;
     let (results_secs, results_bytes) = (fetch.elapsed().as_secs_f64(), answers.len());
     drop(answers);
+    // Not left in the database of a reused work directory for the next run.
+    dancu_hub::batch::delete(&hub, &client, &job.id).map_err(|e| e.to_string())?;
     let batch = json!({
         "rows": rows,
         "seconds": round(batch_secs, 3),

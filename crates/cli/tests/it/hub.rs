@@ -1978,7 +1978,7 @@ async fn hub_a_batch_job_is_reported_and_handed_out_at_any_node() {
         answers.iter().map(|a| &a["result"]).collect::<Vec<_>>(),
         [&json!("served"), &json!("served")]
     );
-    // Another subsystem is told nothing about it.
+    // Another subsystem is told nothing about it, nor may it delete it.
     for path in [&status, &results] {
         let (st, v) = s.batch_get_at(&n2.base, "small", 3, path).await;
         assert_eq!(
@@ -1987,6 +1987,22 @@ async fn hub_a_batch_job_is_reported_and_handed_out_at_any_node() {
             "{v}"
         );
     }
+    let delete = |base: &str, sub: &str, n: u8| {
+        s.http
+            .delete(format!("{base}{status}"))
+            .header("x-client-assertion", s.assertion(sub, n, "urn:dancu:hub"))
+            .send()
+    };
+    assert_eq!(delete(&n2.base, "small", 3).await.unwrap().status(), 404);
+    // Its owner deletes it at the other node; it is gone at both.
+    assert_eq!(delete(&n2.base, "ekyc", 1).await.unwrap().status(), 204);
+    let (st, v) = s.batch_get("ekyc", 1, &results).await;
+    assert_eq!(
+        (st, v["code"].as_str().unwrap_or_default()),
+        (404, "job_not_found"),
+        "{v}"
+    );
+    assert_eq!(delete(&s.base, "ekyc", 1).await.unwrap().status(), 404);
 }
 
 #[tokio::test]

@@ -724,6 +724,25 @@ async fn batch_results(
     Ok(resp)
 }
 
+#[utoipa::path(delete, path = "/api/hub/v1/batch/jobs/{id}", tag = "hub", summary = "Deletes a finished or failed batch job with its answers (otherwise kept 90 days)",
+    params(("id" = String, Path, description = "Job id"), ("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem that submitted the job")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Access token or client assertion missing, invalid, expired, revoked or replayed", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "job_not_found", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "job_running", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+async fn batch_delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let hub = hub(&state)?;
+    let c = client(&hub, &headers).await?;
+    run(move || dancu_hub::batch::delete(&hub, &c, &id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// The officer must be a national supervisor (fee statements, rights administration).
 async fn national_supervisor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let o = state.officer(headers).await?;
@@ -986,6 +1005,7 @@ async fn admin_revoke_right(
     batch_submit,
     batch_status,
     batch_results,
+    batch_delete,
     enrich,
     linked_records,
     officer_linked_records,
@@ -1053,7 +1073,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/api/hub/v1/batch/jobs",
             post(batch_submit).layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT)),
         )
-        .route("/api/hub/v1/batch/jobs/{id}", get(batch_status))
+        .route(
+            "/api/hub/v1/batch/jobs/{id}",
+            get(batch_status).delete(batch_delete),
+        )
         .route("/api/hub/v1/enrich", post(enrich))
         .route("/api/hub/v1/linked-records", post(linked_records))
         .route(
