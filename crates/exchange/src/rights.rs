@@ -234,11 +234,19 @@ impl From<ConsentRefusal> for Refusal {
 }
 
 /// A token bucket, counted in thousandths of a call so refill is exact integer arithmetic.
+///
+/// A bucket may hold a share of a rate: one of `share` nodes that divide the rate between
+/// them ([`Self::share`]) refills at `per_second / share` and holds at most `burst / share`
+/// calls, but never less than one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenBucket {
     rate: Rate,
     milli_tokens: u64,
     at: Option<DateTime<Utc>>,
+    /// How many holders share the rate (1: this one alone).
+    share: u64,
+    /// Refill not yet credited: thousandths of a call times `share`.
+    carry: u64,
 }
 
 impl TokenBucket {
@@ -248,16 +256,39 @@ impl TokenBucket {
             rate,
             milli_tokens: u64::from(rate.burst) * 1000,
             at: None,
+            share: 1,
+            carry: 0,
+        }
+    }
+
+    fn cap(&self) -> u64 {
+        (u64::from(self.rate.burst) * 1000 / self.share).max(1000)
+    }
+
+    /// Makes this bucket one of `holders` sharing the rate (at least 1). What it holds is
+    /// scaled with its capacity, so a change in the number of holders hands out no new burst.
+    pub fn share(&mut self, holders: u32) {
+        let holders = u64::from(holders.max(1));
+        if holders != self.share {
+            let old_cap = self.cap();
+            self.share = holders;
+            self.carry = 0;
+            self.milli_tokens = self.milli_tokens * self.cap() / old_cap;
         }
     }
 
     fn refill(&mut self, now: DateTime<Utc>) {
-        let cap = u64::from(self.rate.burst) * 1000;
         if let Some(at) = self.at {
             // A clock that goes back adds nothing.
             let ms = (now - at).num_milliseconds().max(0) as u64;
-            let add = ms.saturating_mul(u64::from(self.rate.per_second));
-            self.milli_tokens = self.milli_tokens.saturating_add(add).min(cap);
+            let owed = ms
+                .saturating_mul(u64::from(self.rate.per_second))
+                .saturating_add(self.carry);
+            self.carry = owed % self.share;
+            self.milli_tokens = self
+                .milli_tokens
+                .saturating_add(owed / self.share)
+                .min(self.cap());
         }
         if self.at.is_none_or(|at| now > at) {
             self.at = Some(now);
@@ -272,7 +303,7 @@ impl TokenBucket {
         } else if self.rate.per_second == 0 {
             Err(u64::MAX)
         } else {
-            Err((1000 - self.milli_tokens).div_ceil(u64::from(self.rate.per_second)))
+            Err(((1000 - self.milli_tokens) * self.share).div_ceil(u64::from(self.rate.per_second)))
         }
     }
 
@@ -419,6 +450,8 @@ pub struct Limits {
     quota: Option<QuotaCounter>,
     /// Quotas are leased from a shared count (see [`QuotaCounter`]).
     leased: bool,
+    /// How many nodes share the rate (0 or 1: this one alone); see [`TokenBucket::share`].
+    rate_share: u32,
 }
 
 impl Limits {
@@ -427,6 +460,16 @@ impl Limits {
         Self {
             leased: true,
             ..Self::default()
+        }
+    }
+
+    /// Divides rates between `nodes` nodes from now on: each holds `1/nodes` of a right's
+    /// rate and burst (never less than one call), so that together they let through about
+    /// the rate however the calls are spread, and never much more.
+    pub fn share_rate(&mut self, nodes: u32) {
+        self.rate_share = nodes.max(1);
+        if let Some(b) = &mut self.bucket {
+            b.share(self.rate_share);
         }
     }
 
@@ -481,7 +524,9 @@ impl Limits {
         if let Some(r) = right.rate
             && self.bucket.as_ref().is_none_or(|b| b.rate != r)
         {
-            self.bucket = Some(TokenBucket::new(r));
+            let mut bucket = TokenBucket::new(r);
+            bucket.share(self.rate_share);
+            self.bucket = Some(bucket);
         }
         if let Some(q) = right.quota
             && self.quota.as_ref().is_none_or(|c| c.quota != q)
@@ -860,6 +905,53 @@ mod tests {
         assert_eq!(b.take(t + TimeDelta::milliseconds(100)), Err(150));
         assert!(b.take(t + TimeDelta::milliseconds(250)).is_ok());
         assert!(b.take(t - TimeDelta::seconds(10)).is_err());
+    }
+
+    #[test]
+    fn buckets_sharing_a_rate_let_through_the_rate_together() {
+        let rate = Rate {
+            per_second: 3,
+            burst: 6,
+        };
+        let t = t0();
+        let mut nodes: Vec<TokenBucket> = (0..3)
+            .map(|_| {
+                let mut b = TokenBucket::new(rate);
+                b.share(3);
+                b
+            })
+            .collect();
+        // Each holds a third of the burst; over ten seconds of calls every millisecond, the
+        // three together let through the burst and 3 a second, whichever node takes them.
+        let mut served = 0;
+        for ms in 0..10_000 {
+            let at = t + TimeDelta::milliseconds(ms);
+            served += nodes
+                .iter_mut()
+                .map(|b| usize::from(b.take(at).is_ok()))
+                .sum::<usize>();
+        }
+        assert_eq!(
+            served,
+            6 + 3 * 10 - 3,
+            "burst, then a call a second per node"
+        );
+        // One node alone under a share of three waits three times as long for its next call.
+        let mut b = TokenBucket::new(rate);
+        b.share(3);
+        assert!(b.take(t).is_ok() && b.take(t).is_ok());
+        assert_eq!(b.take(t), Err(1000));
+        // Going back to one node scales what it holds: no fresh burst.
+        b.share(1);
+        assert_eq!(b.take(t), Err(334));
+        // A share never holds less than one call.
+        let mut small = TokenBucket::new(Rate {
+            per_second: 1,
+            burst: 1,
+        });
+        small.share(4);
+        assert!(small.take(t).is_ok());
+        assert_eq!(small.take(t), Err(4000));
     }
 
     #[test]

@@ -19,13 +19,14 @@
 //!   reads that person's records only (closed segments indexed in files beside them, the open
 //!   one in memory, a segment without a sound index read whole while its file is rebuilt);
 //! - [`quota`]: quotas shared by the nodes over one database, leased from a count in the
-//!   document store;
+//!   document store, and rates divided between the nodes alive;
 //! - [`shared_tracker`]: each node's citizen's-tracker lines copied to the document store, so
 //!   the tracker at any node shows what every node answered;
 //! - [`tokens`]: short-lived bearer access tokens obtained with a client assertion (OAuth
 //!   client credentials), checked per call from memory, backed by the document store;
 //! - [`batch`]: batch verification jobs (up to a million attribute-match rows) answered in the
-//!   background with the single call's rules, resumable after a restart;
+//!   background with the single call's rules, kept in the document store so that any node
+//!   reports them, and taken over from a node that stopped;
 //! - [`enrich`]: sectoral registers' identifiers linked to personal IDs with provenance and
 //!   history, beside (never over) the register record;
 //! - [`events`]: change-event subscriptions and the pull feed with a cursor over the register's

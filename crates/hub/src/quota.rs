@@ -8,8 +8,12 @@
 //! first. Units a node holds when it stops are not given back, so a quota can end a period
 //! slightly under-used (at most one lease per node and restart), never over.
 //!
-//! Rate limits stay per node: a token bucket lives in each node's memory, so N nodes let
-//! through up to N times a right's rate.
+//! Rate limits are divided between the live nodes: a token bucket lives in each node's
+//! memory, and each of N nodes holds 1/N of a right's rate and burst (never less than one
+//! call), so together they let through about the rate however a load balancer spreads the
+//! calls, and a subsystem whose calls all reach one node gets 1/N of it. Each node over a
+//! shared database says it is alive every second ([`heartbeat`]); a node silent for
+//! [`ALIVE_FOR`] no longer counts.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use dancu_exchange::rights::AccessRight;
@@ -19,6 +23,42 @@ use dancu_store::docs::DocStore;
 
 /// Document kind of the shared counts; the key is `<limits key>/<first day of the period>`.
 pub const QUOTA_KIND: &str = "hub_quota";
+
+/// Document kind of the nodes' heartbeats; the key is the node's name.
+pub const NODE_ALIVE_KIND: &str = "hub_node_alive";
+
+/// How long a node counts as alive after its last heartbeat.
+pub const ALIVE_FOR: TimeDelta = TimeDelta::seconds(10);
+
+/// Records that `node` is alive at `now` and counts the nodes alive (this one included).
+pub fn heartbeat(docs: &dyn DocStore, node: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
+    let json = serde_json::json!({ "at": now }).to_string();
+    let version = docs.version(NODE_ALIVE_KIND, node)?;
+    match docs.put(
+        NODE_ALIVE_KIND,
+        node,
+        version,
+        &json,
+        Some(now + TimeDelta::days(1)),
+    ) {
+        // Only this node writes its heartbeat; a lost race is another process under the same
+        // name, which has said the same thing.
+        Ok(_) | Err(StoreError::Conflict { .. } | StoreError::Exists(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let alive = docs
+        .list(NODE_ALIVE_KIND, "", 10_000)?
+        .iter()
+        .filter(|(name, doc)| {
+            name == node
+                || serde_json::from_str::<serde_json::Value>(&doc.json)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v["at"].clone()).ok())
+                    .is_some_and(|at| at > now - ALIVE_FOR)
+        })
+        .count();
+    Ok(u32::try_from(alive).unwrap_or(u32::MAX).max(1))
+}
 
 /// Most units one lease takes.
 pub const MAX_LEASE: u64 = 1000;

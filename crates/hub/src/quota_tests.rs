@@ -254,3 +254,62 @@ fn the_database_s_configuration_wins_unless_it_is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn nodes_alive_divide_a_rate_between_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 3, 14, 3, 0, 0).unwrap(),
+    ));
+    let shared = |log: &str| {
+        open_node(dir.path(), log, clock.clone())
+            .with_other_nodes()
+            .unwrap()
+    };
+    let (a, b) = (shared("audit-a"), shared("audit-b"));
+    let started = std::time::Instant::now();
+    while (a.live_nodes(), b.live_nodes()) != (2, 2) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A burst of 2 at 1 a second: one call at each node, not two at each.
+    for hub in [&a, &b] {
+        assert_eq!(
+            call(hub, "burst", "account_opening").unwrap_err(),
+            "person_not_found"
+        );
+        assert_eq!(
+            call(hub, "burst", "account_opening").unwrap_err(),
+            "rate_limited"
+        );
+    }
+    // Each refills at half the rate.
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        call(&a, "burst", "account_opening").unwrap_err(),
+        "rate_limited"
+    );
+    clock.advance(Duration::seconds(1));
+    assert_eq!(
+        call(&a, "burst", "account_opening").unwrap_err(),
+        "person_not_found"
+    );
+    // B stops; once its heartbeat is older than ALIVE_FOR, A has the whole rate again.
+    drop(b);
+    clock.advance(crate::quota::ALIVE_FOR + Duration::seconds(1));
+    let started = std::time::Instant::now();
+    while a.live_nodes() != 1 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            call(&a, "burst", "account_opening").unwrap_err(),
+            "person_not_found"
+        );
+    }
+    assert_eq!(
+        call(&a, "burst", "account_opening").unwrap_err(),
+        "rate_limited"
+    );
+}

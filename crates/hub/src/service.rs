@@ -357,6 +357,9 @@ pub struct Hub {
     jobs_dir: PathBuf,
     batch_local: crate::batch::LocalJobs,
     limits: Mutex<HashMap<String, Limits>>,
+    /// Nodes alive over this hub's database, this one included: rates are divided between
+    /// them (see [`crate::quota`]).
+    live_nodes: Arc<std::sync::atomic::AtomicU32>,
     response_key: SigningKey,
     response_kid: String,
     tariff: Tariff,
@@ -547,6 +550,7 @@ impl Hub {
             jobs_dir: key_dir.join("jobs"),
             batch_local: crate::batch::LocalJobs::default(),
             limits: Mutex::new(limits),
+            live_nodes: Arc::new(std::sync::atomic::AtomicU32::new(1)),
             response_key,
             response_kid,
             tariff,
@@ -573,6 +577,9 @@ impl Hub {
     /// - this node's citizen's-tracker lines are copied to the document store and the other
     ///   nodes' shown with its own ([`crate::shared_tracker`]).
     ///
+    /// - rate limits are divided between the nodes alive, each saying so every
+    ///   [`CONFIG_FOLLOW`] ([`crate::quota::heartbeat`]).
+    ///
     /// Quotas and assertion replays are shared by every hub anyway (document store).
     pub fn with_other_nodes(mut self) -> Result<Self, String> {
         if self.shares_database() {
@@ -594,11 +601,20 @@ impl Hub {
             self.docs.clone(),
             self.node_keys.clone(),
         );
+        let (clock, node, live) = (
+            self.clock.clone(),
+            self.node.clone(),
+            self.live_nodes.clone(),
+        );
         self.follower = Some(
             crate::shared_tracker::Worker::start("hub-config-follower", CONFIG_FOLLOW, move || {
                 cell.follow(&*docs);
                 if let Ok(k) = published_keys(&*docs) {
                     *keys.write().unwrap_or_else(|e| e.into_inner()) = k;
+                }
+                // Unreadable heartbeats leave the count as it was.
+                if let Ok(n) = crate::quota::heartbeat(&*docs, &node, clock.now()) {
+                    live.store(n, std::sync::atomic::Ordering::Relaxed);
                 }
             })
             .map_err(|e| e.to_string())?,
@@ -1009,6 +1025,7 @@ impl Hub {
             );
             let config = self.config();
             let l = limits.entry(key.clone()).or_insert_with(Limits::leased);
+            l.share_rate(self.live_nodes());
             crate::quota::ensure_lease(
                 &*self.docs,
                 &config.rights,
@@ -1622,6 +1639,12 @@ impl Hub {
         &self.jobs_dir
     }
 
+    /// How many nodes over this hub's database are alive, this one included (1 when it is
+    /// the only node, or does not share its database).
+    pub fn live_nodes(&self) -> u32 {
+        self.live_nodes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The batch jobs this process is answering.
     pub(crate) fn batch_local(&self) -> &crate::batch::LocalJobs {
         &self.batch_local
@@ -1683,6 +1706,7 @@ impl Hub {
         let config = self.config();
         // A dry run may take a lease (it moves shared units to this node, using none).
         let held = limits.entry(key.clone()).or_insert_with(Limits::leased);
+        held.share_rate(self.live_nodes());
         crate::quota::ensure_lease(
             &*self.docs,
             &config.rights,
