@@ -619,7 +619,11 @@ fn migrate_files(hub: &Hub) -> Result<usize, HubError> {
             dir.join(format!("{id}.results.ndjson")),
         ];
         if load(hub, id)?.is_none() {
-            migrate_job(hub, &files)?;
+            // A job that cannot be read is left where it is, and the node starts anyway.
+            if let Err(e) = migrate_job(hub, &files) {
+                tracing::error!(job = id, error = %e, "a batch job of an earlier build could not be moved into the store; its files are left");
+                continue;
+            }
             moved += 1;
         }
         for f in &files {
@@ -1261,5 +1265,10 @@ mod tests {
             0,
             "the files are gone"
         );
+        // A job file that cannot be read stays where it is and stops nothing.
+        let broken = jobs.join(format!("job_{}.json", "d".repeat(32)));
+        fs::write(&broken, b"{not json").unwrap();
+        assert_eq!(resume(&a).unwrap(), 0);
+        assert!(broken.exists());
     }
 }
