@@ -123,11 +123,18 @@ impl AccessLog {
                 spawned = Err(e);
             }
         }
+        let weak_compact = weak.clone();
         if let Err(e) = std::thread::Builder::new()
             .name("access-log-upkeep".into())
             .spawn(move || upkeep(weak))
         {
             tracing::warn!(error = %e, "could not start the access-log upkeep thread");
+        }
+        if let Err(e) = std::thread::Builder::new()
+            .name("access-compact".into())
+            .spawn(move || compact(weak_compact))
+        {
+            tracing::warn!(error = %e, "could not start the access-log merging thread");
         }
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the access-log writer; reads will be refused");
@@ -170,6 +177,39 @@ fn upkeep(store: std::sync::Weak<dyn Store>) {
     }
 }
 
+/// The nice value of the access log's merging thread: the lowest priority there is.
+#[cfg(target_os = "linux")]
+const COMPACT_NICE: i32 = 19;
+
+/// How long the merging thread waits after a failed merge before it tries again.
+const COMPACT_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs the store's access-log compaction (merging the sorted runs) at the lowest priority,
+/// until the store is gone. A merge copies every entry of the runs it merges, hundreds of MB
+/// at the upper levels; at nice 19 it runs on the CPU that requests leave idle instead of
+/// taking a share of it from them. Should requests keep it from running for long, the upkeep
+/// merges a level itself once runs pile up there (see the store's `access_log_upkeep`).
+/// Raising a nice value needs no privilege.
+fn compact(store: std::sync::Weak<dyn Store>) {
+    #[cfg(target_os = "linux")]
+    {
+        if let Err(e) =
+            rustix::process::setpriority_process(Some(rustix::thread::gettid()), COMPACT_NICE)
+        {
+            tracing::warn!(error = %e, "could not lower the access-log merging thread's priority");
+        }
+    }
+    loop {
+        std::thread::sleep(UPKEEP_EVERY);
+        let Some(store) = store.upgrade() else { return };
+        if let Err(e) = store.access_log_compact() {
+            tracing::warn!(error = %e, retry_in_s = COMPACT_RETRY.as_secs(), "merging access-log runs failed");
+            drop(store);
+            std::thread::sleep(COMPACT_RETRY);
+        }
+    }
+}
+
 /// Writers take turns at the queue: the one holding it waits for entries, takes what else is
 /// queued, then lets the queue go before committing.
 fn writer(store: Arc<dyn Store>, rx: &Mutex<Receiver<(Vec<AccessEntry>, Ack)>>) {
@@ -197,6 +237,50 @@ fn writer(store: Arc<dyn Store>, rx: &Mutex<Receiver<(Vec<AccessEntry>, Ack)>>) 
         }
         for ack in acks {
             let _ = ack.send(result.clone());
+        }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The nice value of each of this process's threads called `name` (from the thread's
+    /// `stat`: the name in parentheses, then nice as the 17th field after them).
+    fn nice_of(name: &str) -> Vec<i64> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+            .filter_map(|stat| {
+                let (head, rest) = stat.rsplit_once(')')?;
+                (head.split_once('(')?.1 == name)
+                    .then(|| rest.split_whitespace().nth(16)?.parse().ok())
+                    .flatten()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merging_runs_at_the_lowest_priority_and_the_upkeep_at_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            dancu_store::sqlite::SqliteStore::open(&dir.path().join("r.sqlite3")).unwrap(),
+        );
+        let _log = AccessLog::start(store);
+        // Each thread names itself and sets its priority as it starts. (Thread names are cut
+        // to 15 bytes.)
+        // Other tests of this process may run their own access logs meanwhile.
+        let all = |name: &str, nice: i64| {
+            let found = nice_of(name);
+            !found.is_empty() && found.iter().all(|n| *n == nice)
+        };
+        let seen = || (nice_of("access-compact"), nice_of("access-log-upke"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !(all("access-compact", COMPACT_NICE.into()) && all("access-log-upke", 0)) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", seen());
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

@@ -10,7 +10,10 @@
 //! how far the journal is indexed, in one transaction of `<name>-access.sqlite3`. Runs of a
 //! level are merged four at a time into one of the next level by streaming the files, so the
 //! indexing costs a few sequential copies per entry instead of a B-tree insert per entry and
-//! level. Entries not yet indexed are kept in memory too, so the per-person query sees them at
+//! level. Merges run apart from the upkeep ([`AccessJournal::compact`], on a thread of the
+//! registry's that yields to requests), so a merge of large runs neither delays the next sync
+//! nor takes CPU from reads; the upkeep merges only when a level has gathered twelve runs, a
+//! sign that requests have kept the merging thread from running. Entries not yet indexed are kept in memory too, so the per-person query sees them at
 //! once. (Databases of earlier builds kept runs as tables of the index database; those are
 //! still read, and no longer written.)
 //!
@@ -33,7 +36,7 @@ use crate::sqlite::Durability;
 use crate::{AccessEntry, Result, StoreError};
 use chrono::{DateTime, Utc};
 use dancu_domain::PersonalId;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -248,14 +251,31 @@ fn run_table(id: i64) -> String {
     format!("access_run_{id}")
 }
 
+/// Runs a level may hold before the upkeep merges them itself instead of leaving them to
+/// [`AccessJournal::compact`]: that runs at low priority and yields to requests, so under
+/// sustained load it may fall behind; this bounds the runs a query has to look through.
+const BACKLOG: usize = 3 * MERGE_FANOUT;
+
 /// The index database with the run files open so far.
 struct Index {
     conn: Connection,
     dir: PathBuf,
     open: HashMap<i64, Run>,
+    /// The id the next run file takes (a new run or a merge's output): allocated here, under
+    /// the index's lock, because a merge writes its file while a new run may be written.
+    next_id: i64,
+    /// Runs a merge in progress is reading: no other merge takes them.
+    merging: HashSet<i64>,
 }
 
 impl Index {
+    /// A fresh run id.
+    fn take_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     fn run(&mut self, id: i64) -> Result<&Run> {
         if !self.open.contains_key(&id) {
             let run = Run::open(access_runs::run_path(&self.dir, id))?;
@@ -282,14 +302,7 @@ fn index_rows(
         let mut order: Vec<&(i64, AccessEntry)> = rows.iter().collect();
         // ID digits are ASCII, so their byte order is the order of the IDs.
         order.sort_unstable_by_key(|r| (r.1.person, r.0));
-        let id: i64 = index
-            .conn
-            .query_row(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM access_run_files",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db)?;
+        let id = index.take_id();
         let mut writer = RunWriter::create(&index.dir, id, order.len() as u64)?;
         let mut record = Vec::with_capacity(128);
         let mut last_seq = 0;
@@ -328,41 +341,44 @@ fn index_rows(
     tx.commit().map_err(db)
 }
 
-/// The oldest [`MERGE_FANOUT`] runs of the lowest level that has that many, with the id the
-/// merged run will take.
-fn merge_plan(conn: &Connection) -> Result<Option<(i64, Vec<i64>, i64)>> {
-    let level: Option<i64> = conn
-        .query_row(
-            "SELECT level FROM access_run_files GROUP BY level HAVING count(*) >= ?1 \
-             ORDER BY level LIMIT 1",
-            [MERGE_FANOUT as i64],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db)?;
-    let Some(level) = level else { return Ok(None) };
-    let runs: Vec<i64> = conn
-        .prepare("SELECT id FROM access_run_files WHERE level = ?1 ORDER BY id LIMIT ?2")
+/// The oldest [`MERGE_FANOUT`] runs of the lowest level that holds at least `at_least` runs
+/// no other merge is reading, claimed for this merge, with the id of the run they become.
+fn merge_plan(index: &mut Index, at_least: usize) -> Result<Option<(i64, Vec<i64>, i64)>> {
+    let listed: Vec<(i64, i64)> = index
+        .conn
+        .prepare_cached("SELECT level, id FROM access_run_files ORDER BY level, id")
         .map_err(db)?
-        .query_map(params![level, MERGE_FANOUT as i64], |r| r.get(0))
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(db)?
         .collect::<rusqlite::Result<_>>()
         .map_err(db)?;
-    let id: i64 = conn
-        .query_row("SELECT MAX(id) + 1 FROM access_run_files", [], |r| r.get(0))
-        .map_err(db)?;
-    Ok(Some((level, runs, id)))
+    let free: Vec<(i64, i64)> = listed
+        .into_iter()
+        .filter(|(_, id)| !index.merging.contains(id))
+        .collect();
+    let Some(runs) = free
+        .chunk_by(|a, b| a.0 == b.0)
+        .find(|level| level.len() >= at_least.max(MERGE_FANOUT))
+    else {
+        return Ok(None);
+    };
+    let level = runs[0].0;
+    let runs: Vec<i64> = runs[..MERGE_FANOUT].iter().map(|r| r.1).collect();
+    index.merging.extend(&runs);
+    Ok(Some((level, runs, index.take_id())))
 }
 
-/// Merges run files while [`MERGE_FANOUT`] of them share a level: the oldest runs of that level
-/// become one run of the next, streamed into a new file without holding the index (queries go
-/// on meanwhile); the switch is one transaction, after which the merged files are removed.
-/// Each entry is rewritten once per level, sequentially.
-fn merge_runs(index: &Mutex<Index>) -> Result<()> {
+/// Merges run files while a level holds `at_least` runs that no other merge is reading: the
+/// oldest [`MERGE_FANOUT`] of that level become one run of the next, streamed into a new file
+/// without holding the index (queries, new runs and other merges go on meanwhile); the switch
+/// is one transaction, after which the merged files are removed. Each entry is rewritten once
+/// per level, sequentially.
+fn merge_runs(index: &Mutex<Index>, at_least: usize) -> Result<()> {
     loop {
         let (dir, plan) = {
-            let index = index.lock().unwrap_or_else(|p| p.into_inner());
-            (index.dir.clone(), merge_plan(&index.conn)?)
+            let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
+            let plan = merge_plan(&mut index, at_least)?;
+            (index.dir.clone(), plan)
         };
         let Some((level, runs, id)) = plan else {
             return Ok(());
@@ -371,22 +387,30 @@ fn merge_runs(index: &Mutex<Index>) -> Result<()> {
             .iter()
             .map(|r| access_runs::run_path(&dir, *r))
             .collect();
-        let (entries, last_seq) = access_runs::merge(&dir, id, inputs)?;
+        let merged = access_runs::merge(&dir, id, inputs);
         let mut index = index.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = index
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db)?;
-        for r in &runs {
-            tx.execute("DELETE FROM access_run_files WHERE id = ?1", [r])
+        let switched = merged.and_then(|(entries, last_seq)| {
+            let tx = index
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(db)?;
+            for r in &runs {
+                tx.execute("DELETE FROM access_run_files WHERE id = ?1", [r])
+                    .map_err(db)?;
+            }
+            tx.execute(
+                "INSERT INTO access_run_files (id, level, entries, last_seq) VALUES (?1, ?2, ?3, ?4)",
+                params![id, level + 1, entries as i64, last_seq],
+            )
+            .map_err(db)?;
+            tx.commit().map_err(db)
+        });
+        for r in &runs {
+            index.merging.remove(r);
         }
-        tx.execute(
-            "INSERT INTO access_run_files (id, level, entries, last_seq) VALUES (?1, ?2, ?3, ?4)",
-            params![id, level + 1, entries as i64, last_seq],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
+        // On failure the inputs stay listed and are taken again by a later merge; a file left
+        // under the output's id is listed nowhere and goes at the next open.
+        switched?;
         // Queries hold the index while they read runs, so none is reading these now.
         for r in &runs {
             index.open.remove(r);
@@ -448,6 +472,8 @@ impl AccessJournal {
             conn,
             dir,
             open: HashMap::new(),
+            next_id: listed.iter().max().map_or(1, |m| m + 1),
+            merging: HashSet::new(),
         };
         let path = journal_path(db_path);
         let state: Option<(i64, i64)> = index
@@ -534,6 +560,13 @@ impl AccessJournal {
         })
     }
 
+    /// Merges runs while a level holds [`MERGE_FANOUT`] that no other merge is reading. Meant
+    /// for a thread of its own at low priority: it may take seconds, and it holds no lock that
+    /// appends, queries or the upkeep wait for, except for a moment at each switch.
+    pub(crate) fn compact(&self) -> Result<()> {
+        merge_runs(&self.index, MERGE_FANOUT)
+    }
+
     /// The directory of the run files.
     #[cfg(test)]
     fn runs_dir(&self) -> PathBuf {
@@ -597,7 +630,8 @@ impl AccessJournal {
 
     /// Syncs the journal under normal durability; once enough entries have gathered (or the
     /// oldest has waited long enough) moves them into the index, and empties the journal when
-    /// it is large and fully indexed.
+    /// it is large and fully indexed. Merging runs is left to [`Self::compact`], unless a level
+    /// has gathered [`BACKLOG`] runs: so a long merge never holds up the next sync.
     pub(crate) fn upkeep(&self) -> Result<()> {
         self.upkeep_with(INDEX_AT, INDEX_AFTER)
     }
@@ -646,7 +680,7 @@ impl AccessJournal {
                 let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
                 p.indexing = Default::default();
             }
-            merge_runs(&self.index)?;
+            merge_runs(&self.index, BACKLOG)?;
         }
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -811,6 +845,7 @@ mod tests {
         for n in 0..21 {
             j.append(&[entry(A, n), entry(B, 100 + n)]).unwrap();
             j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+            j.compact().unwrap();
         }
         let levels: Vec<(i64, i64)> = {
             let c = j.index.lock().unwrap();
@@ -991,6 +1026,7 @@ mod tests {
             j.append(&[entry(A, n)]).unwrap();
             j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
         }
+        j.compact().unwrap();
         assert!(!path.exists(), "the fourth run of level 0 merged the four");
         let err = j.query(&B.parse().unwrap(), 10).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
@@ -1007,9 +1043,102 @@ mod tests {
             j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
         }
         j.append(&[entry(A, 5)]).unwrap();
-        let err = j.upkeep_with(0, std::time::Duration::ZERO).unwrap_err();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        let err = j.compact().unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");
         assert!(path.exists(), "the damaged run is left in place");
+        // The runs are released, not held by the failed merge: the next attempt reads them
+        // again and fails the same way, and the upkeep goes on.
+        let err = j.compact().unwrap_err();
+        assert!(err.to_string().contains("damaged"), "{err}");
+        j.append(&[entry(B, 6)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        assert_eq!(runs_per_level(&j), [(0, 5)]);
+    }
+
+    fn runs_per_level(j: &AccessJournal) -> Vec<(i64, i64)> {
+        let c = j.index.lock().unwrap();
+        let mut stmt = c
+            .conn
+            .prepare("SELECT level, count(*) FROM access_run_files GROUP BY level ORDER BY level")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn the_upkeep_leaves_merging_to_compaction_until_a_backlog_gathers() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        for n in 0..BACKLOG as u32 - 1 {
+            j.append(&[entry(A, n)]).unwrap();
+            j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        }
+        assert_eq!(runs_per_level(&j), [(0, BACKLOG as i64 - 1)]);
+        // The twelfth run of a level: the upkeep merges what the compaction has not.
+        j.append(&[entry(A, 99)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        // It merges until the level holds fewer than the backlog, no further.
+        assert_eq!(
+            runs_per_level(&j),
+            [(0, (BACKLOG - MERGE_FANOUT) as i64), (1, 1)]
+        );
+        assert_eq!(j.query(&A.parse().unwrap(), 100).unwrap().len(), BACKLOG);
+    }
+
+    #[test]
+    fn a_merge_in_progress_keeps_its_runs_from_other_merges_and_new_runs_from_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        for n in 0..2 * MERGE_FANOUT as u32 {
+            j.append(&[entry(A, n)]).unwrap();
+            j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        }
+        // A merge has claimed the oldest four runs and the next id.
+        let (first, taken) = {
+            let mut index = j.index.lock().unwrap();
+            let (level, runs, id) = merge_plan(&mut index, MERGE_FANOUT).unwrap().unwrap();
+            assert_eq!((level, runs.as_slice()), (0, &[1, 2, 3, 4][..]));
+            (id, runs)
+        };
+        // Another merge takes the other four; a new run gets an id of its own.
+        let second = {
+            let mut index = j.index.lock().unwrap();
+            let (_, runs, id) = merge_plan(&mut index, MERGE_FANOUT).unwrap().unwrap();
+            assert_eq!(runs, [5, 6, 7, 8]);
+            assert!(merge_plan(&mut index, MERGE_FANOUT).unwrap().is_none());
+            id
+        };
+        j.append(&[entry(A, 50)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        let ids: Vec<i64> = {
+            let index = j.index.lock().unwrap();
+            let mut stmt = index
+                .conn
+                .prepare("SELECT id FROM access_run_files")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let newest = ids.iter().max().copied().unwrap();
+        assert!(
+            newest != first && newest != second,
+            "{ids:?}, {first}, {second}"
+        );
+        // Released claims are merged by the next compaction, all of them.
+        {
+            let mut index = j.index.lock().unwrap();
+            for r in taken.iter().chain(&[5, 6, 7, 8]) {
+                index.merging.remove(r);
+            }
+        }
+        j.compact().unwrap();
+        assert_eq!(runs_per_level(&j), [(0, 1), (1, 2)]);
+        assert_eq!(j.query(&A.parse().unwrap(), 100).unwrap().len(), 9);
     }
 
     #[test]

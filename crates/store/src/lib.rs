@@ -338,9 +338,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends entries to the read-access log in one transaction.
     fn record_access(&self, entries: &[AccessEntry]) -> Result<()>;
     /// Upkeep of the access log that need not delay anyone waiting for a commit (SQLite syncs
-    /// its journal, writes and merges the sorted runs, and checkpoints the index database
-    /// here). A thread of its own calls it every half second.
+    /// its journal, writes the sorted runs, and checkpoints the index database here). A thread
+    /// of its own calls it every half second.
     fn access_log_upkeep(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Background work on the access log that may take long and can wait for idle CPU (SQLite
+    /// merges its sorted runs here). A thread of its own, at low priority, calls it every half
+    /// second.
+    fn access_log_compact(&self) -> Result<()> {
         Ok(())
     }
     /// Whether appending to the access log is cheap enough to do on the reader's own thread:

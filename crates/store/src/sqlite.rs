@@ -840,6 +840,10 @@ impl Store for SqliteStore {
         rows.iter().map(|s| from_json(s)).collect()
     }
 
+    fn access_log_compact(&self) -> Result<()> {
+        self.access.compact()
+    }
+
     fn access_log_upkeep(&self) -> Result<()> {
         self.access.upkeep()?;
         let mut slot = self.access_upkeep.lock().unwrap_or_else(|p| p.into_inner());
