@@ -21,10 +21,15 @@
 //! recognised and cut off at the next open; a run file is complete under its name before any
 //! transaction lists it, and a file no transaction lists is removed at the next open. The
 //! index records the journal's generation and the offset it reached in the same transaction as
-//! the run. When everything is indexed and the journal has grown past [`ROTATE_AT`], the index
-//! first moves to the next generation, then the journal is emptied: a crash between the two
-//! leaves an older, fully indexed journal that the next open simply empties. Sequence numbers
-//! continue after the highest the index holds.
+//! the run. Once the journal has grown past [`ROTATE_AT`] it is renamed aside
+//! (`<name>-access.journal.<generation>`) and appends go on in a new file of the next
+//! generation; the old file's entries still waiting are indexed from memory, and then it is
+//! removed. This does not wait for a moment when nothing is waiting for the index, which under
+//! steady load never comes (a bench server's journal had grown to 574 MB, read whole at each
+//! start). A crash before the removal leaves a retired file that the next open indexes, as far
+//! as the index lacks it, and removes; an older, fully indexed journal under the journal's own
+//! name (from builds that emptied it in place) is emptied. Sequence numbers continue after the
+//! highest the index holds.
 //!
 //! Record layout (little-endian): `len u32 | check u64 | payload`, where `check` is FNV-1a of
 //! the payload and the payload is `seq i64 | at µs i64 | person [12] | actor | purpose |
@@ -188,6 +193,67 @@ fn read_records(bytes: &[u8]) -> (Vec<(i64, AccessEntry)>, usize) {
         at += RECORD_HEAD + len;
     }
     (out, at)
+}
+
+/// Moves the pending entries behind any batch whose indexing failed earlier, into `indexing`.
+fn take_pending(p: &mut Pending) {
+    if p.entries.is_empty() {
+        return;
+    }
+    let mut batch = std::sync::Arc::try_unwrap(std::mem::take(&mut p.indexing))
+        .unwrap_or_else(|shared| (*shared).clone());
+    batch.append(&mut p.entries);
+    p.indexing = std::sync::Arc::new(batch);
+    p.since = None;
+}
+
+/// Where a journal of `generation` waits for the index after a rotation: beside the journal,
+/// its name followed by `.` and the generation.
+fn retired_path(journal: &Path, generation: u64) -> PathBuf {
+    let mut name = journal.as_os_str().to_owned();
+    name.push(format!(".{generation}"));
+    PathBuf::from(name)
+}
+
+/// Retired journals beside `journal` (see [`retired_path`]), oldest generation first.
+fn retired_journals(journal: &Path) -> Result<Vec<PathBuf>> {
+    let (Some(dir), Some(name)) = (journal.parent(), journal.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| io("listing", dir, e))?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let generation = n.strip_prefix(&prefix)?.parse().ok()?;
+            Some((generation, e.path()))
+        })
+        .collect();
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Makes a file's creation or renaming in its directory durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing the directory of", path, e))
+}
+
+/// The generation in a journal's header, if it has one.
+fn header_generation(bytes: &[u8]) -> Option<u64> {
+    (bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC)
+        .then(|| u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8])))
 }
 
 struct JournalFile {
@@ -488,9 +554,31 @@ impl AccessJournal {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(db(e)),
             })?;
-        let (indexed_gen, indexed_at) = state
+        let (mut indexed_gen, mut indexed_at) = state
             .map(|(g, o)| (g as u64, o as u64))
             .unwrap_or((1, HEADER));
+        // Journals set aside by a rotation that a crash kept from being removed: index what
+        // the index lacks of them, then remove them.
+        for retired in retired_journals(&path)? {
+            let bytes = std::fs::read(&retired).map_err(|e| io("reading", &retired, e))?;
+            match header_generation(&bytes) {
+                Some(g)
+                    if g > indexed_gen
+                        || (g == indexed_gen && indexed_at <= bytes.len() as u64) =>
+                {
+                    let from = if g == indexed_gen { indexed_at } else { HEADER };
+                    let (rows, valid) = read_records(&bytes[from as usize..]);
+                    index_rows(&mut index, &rows, g, from + valid as u64)?;
+                    (indexed_gen, indexed_at) = (g, from + valid as u64);
+                }
+                Some(_) => {}
+                None => {
+                    tracing::warn!(file = %retired.display(), "not an access journal; left in place");
+                    continue;
+                }
+            }
+            std::fs::remove_file(&retired).map_err(|e| io("removing", &retired, e))?;
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -501,8 +589,7 @@ impl AccessJournal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| io("reading", &path, e))?;
-        let file_gen = (bytes.len() >= HEADER as usize && &bytes[..8] == MAGIC)
-            .then(|| u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8])));
+        let file_gen = header_generation(&bytes);
         let max_seq = indexed_max_seq(&index.conn)?;
         let (generation, len, mut next_seq) = match file_gen {
             // Not yet indexed entries of the current generation (or, if the index was lost, all
@@ -639,16 +726,21 @@ impl AccessJournal {
     /// [`Self::upkeep`] with the indexing thresholds given.
     pub(crate) fn upkeep_with(&self, at: usize, after: std::time::Duration) -> Result<()> {
         let _one = self.upkeep.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if f.unsynced {
+                f.file
+                    .sync_data()
+                    .map_err(|e| io("syncing", &self.path, e))?;
+                f.unsynced = false;
+            }
+        }
+        self.rotate_if_large()?;
         let (rows, end, generation) = {
             let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let due = p.entries.len() >= at || p.since.is_some_and(|t| t.elapsed() >= after);
-            if due && !p.entries.is_empty() {
-                // A batch whose indexing failed earlier goes first.
-                let mut batch = std::sync::Arc::try_unwrap(std::mem::take(&mut p.indexing))
-                    .unwrap_or_else(|shared| (*shared).clone());
-                batch.append(&mut p.entries);
-                p.indexing = std::sync::Arc::new(batch);
-                p.since = None;
+            if due {
+                take_pending(&mut p);
             }
             (
                 if due {
@@ -660,40 +752,75 @@ impl AccessJournal {
                 p.generation,
             )
         };
-        {
-            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            if f.unsynced {
-                f.file
-                    .sync_data()
-                    .map_err(|e| io("syncing", &self.path, e))?;
-                f.unsynced = false;
-            }
-        }
         if !rows.is_empty() {
             // The end offset covers entries appended after `rows` were taken: the index may
             // only claim what it holds, so record the offset after the last indexed entry.
-            {
-                let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-                index_rows(&mut index, &rows[..], generation, end)?;
-                // Cleared under the index lock, so a query never misses entries between the
-                // two.
-                let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                p.indexing = Default::default();
-            }
-            merge_runs(&self.index, BACKLOG)?;
+            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            index_rows(&mut index, &rows[..], generation, end)?;
+            // Cleared under the index lock, so a query never misses entries between the two.
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.indexing = Default::default();
         }
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if f.len >= ROTATE_AT && p.entries.is_empty() && p.indexing.is_empty() {
-            let next = f.generation + 1;
-            {
-                let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
-                index_rows(&mut index, &[], next, HEADER)?;
+        merge_runs(&self.index, BACKLOG)
+    }
+
+    /// Once the journal has grown past [`ROTATE_AT`], moves on to a new file whatever is still
+    /// waiting for the index (under steady load something always is, and the journal would
+    /// grow without end): the file is renamed aside as retired, appends go on at once in a
+    /// fresh file of the next generation, the entries of the old one still waiting are indexed
+    /// from memory, and then the old file is removed. A crash on the way leaves a retired file
+    /// that the next open indexes (what the index lacks of it) and removes.
+    fn rotate_if_large(&self) -> Result<()> {
+        let (rows, generation, end, retired) = {
+            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if f.len < ROTATE_AT {
+                return Ok(());
             }
-            let path = self.path.clone();
-            write_header(&mut f.file, &path, next)?;
-            f.generation = next;
+            let (generation, end) = (f.generation, f.len);
+            let retired = retired_path(&self.path, generation);
+            std::fs::rename(&self.path, &retired)
+                .map_err(|e| io("setting aside", &self.path, e))?;
+            let fresh = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&self.path)
+                .map_err(|e| io("creating", &self.path, e))
+                .and_then(|mut file| {
+                    write_header(&mut file, &self.path, generation + 1)?;
+                    sync_parent(&self.path)?;
+                    Ok(file)
+                });
+            let file = match fresh {
+                Ok(file) => file,
+                Err(e) => {
+                    // Appends still go to the old file: give it its name back.
+                    let _ = std::fs::rename(&retired, &self.path);
+                    return Err(e);
+                }
+            };
+            f.file = file;
+            f.generation = generation + 1;
             f.len = HEADER;
+            f.unsynced = false;
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            // Every entry of the old file is in memory: all of them go to the index now.
+            take_pending(&mut p);
+            p.end = HEADER;
+            p.generation = generation + 1;
+            (p.indexing.clone(), generation, end, retired)
+        };
+        {
+            let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+            // On failure the entries stay in `indexing` and go with the next indexing (which
+            // records the new generation); the retired file is removed by the next open.
+            index_rows(&mut index, &rows[..], generation, end)?;
+            let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            p.indexing = Default::default();
+        }
+        if let Err(e) = std::fs::remove_file(&retired) {
+            tracing::warn!(file = %retired.display(), error = %e, "could not remove an indexed access journal");
         }
         Ok(())
     }
@@ -950,6 +1077,82 @@ mod tests {
         let j = open(dir.path());
         assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 2);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
+    }
+
+    #[test]
+    fn a_large_journal_moves_to_a_new_file_while_entries_still_wait_for_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        let path = journal_path(&dir.path().join("r.sqlite3"));
+        j.append(&[entry(A, 1), entry(B, 2)]).unwrap();
+        // Steady load: entries keep arriving, and none is due for the index yet.
+        j.file.lock().unwrap().len = ROTATE_AT;
+        let long = std::time::Duration::from_secs(3600);
+        j.upkeep_with(usize::MAX, long).unwrap();
+        // The journal moved on all the same; the waiting entries went to the index.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER);
+        assert!(retired_journals(&path).unwrap().is_empty());
+        assert!(j.pending.lock().unwrap().entries.is_empty());
+        j.append(&[entry(A, 3)]).unwrap();
+        j.upkeep_with(usize::MAX, long).unwrap();
+        let got = j.query(&A.parse().unwrap(), 10).unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-3", "officer-1"]
+        );
+        drop(j);
+        // Entry 3 was never indexed: it is read from the new journal at the next open.
+        let j = open(dir.path());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 2);
+        assert_eq!(j.query(&B.parse().unwrap(), 10).unwrap().len(), 1);
+        j.append(&[entry(A, 4)]).unwrap();
+        let seqs: Vec<i64> = {
+            let p = j.pending.lock().unwrap();
+            p.entries.iter().map(|(seq, _)| *seq).collect()
+        };
+        assert_eq!(seqs, [4], "sequence numbers go on after a rotation");
+    }
+
+    #[test]
+    fn a_retired_journal_left_by_a_crash_is_indexed_once_and_removed() {
+        let path_of = |dir: &Path| journal_path(&dir.join("r.sqlite3"));
+        // A crash after the journal was set aside and the new one begun, before the old one's
+        // waiting entries reached the index: the files as they were, made by hand.
+        let dir = tempfile::tempdir().unwrap();
+        let j = open(dir.path());
+        j.append(&[entry(A, 1)]).unwrap();
+        j.upkeep_with(0, std::time::Duration::ZERO).unwrap();
+        j.append(&[entry(A, 2), entry(B, 3)]).unwrap();
+        let generation = j.file.lock().unwrap().generation;
+        drop(j);
+        let path = path_of(dir.path());
+        std::fs::rename(&path, retired_path(&path, generation)).unwrap();
+        let mut fresh = File::create(&path).unwrap();
+        write_header(&mut fresh, &path, generation + 1).unwrap();
+        drop(fresh);
+        let j = open(dir.path());
+        assert!(retired_journals(&path).unwrap().is_empty());
+        let got = j.query(&A.parse().unwrap(), 10).unwrap();
+        assert_eq!(
+            got.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),
+            ["officer-2", "officer-1"],
+            "entry 1 once (it was indexed before), entry 2 from the retired file"
+        );
+        assert_eq!(j.query(&B.parse().unwrap(), 10).unwrap().len(), 1);
+        drop(j);
+        // A crash after the old journal was indexed, before it was removed: nothing twice.
+        let j = open(dir.path());
+        j.append(&[entry(A, 4)]).unwrap();
+        j.file.lock().unwrap().len = ROTATE_AT;
+        let generation = j.file.lock().unwrap().generation;
+        let bytes = std::fs::read(&path).unwrap();
+        j.upkeep_with(usize::MAX, std::time::Duration::from_secs(3600))
+            .unwrap();
+        drop(j);
+        std::fs::write(retired_path(&path, generation), &bytes).unwrap();
+        let j = open(dir.path());
+        assert!(retired_journals(&path).unwrap().is_empty());
+        assert_eq!(j.query(&A.parse().unwrap(), 10).unwrap().len(), 3);
     }
 
     #[test]
