@@ -109,19 +109,27 @@ pub struct JobStatus {
 
 /// The jobs this process is answering, so that it never answers one twice at once.
 #[derive(Debug, Default)]
-pub(crate) struct LocalJobs(std::sync::Mutex<std::collections::HashSet<String>>);
+pub(crate) struct LocalJobs {
+    running: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Whether the job files of earlier builds have been moved into the store: they can only
+    /// be there from before this process started, so [`resume`] looks once.
+    files_moved: std::sync::atomic::AtomicBool,
+}
 
 impl LocalJobs {
     /// Marks a job as answered here; false if it already is.
     fn claim(&self, id: &str) -> bool {
-        self.0
+        self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_owned())
     }
 
     fn release(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
@@ -427,9 +435,13 @@ fn fail(hub: &Hub, id: &str, e: &HubError) -> Result<(), HubError> {
 /// Starts every unfinished job that no live node is answering: its lease has lapsed, it names
 /// this node (which has restarted), or it names none. Run when a node starts and every few
 /// seconds after; returns how many jobs this call started. Jobs kept as files by earlier
-/// builds are moved into the store first.
+/// builds are moved into the store first, at the first call that gets through it.
 pub fn resume(hub: &Arc<Hub>) -> Result<usize, HubError> {
-    migrate_files(hub)?;
+    let moved = &hub.batch_local().files_moved;
+    if !moved.load(std::sync::atomic::Ordering::Acquire) {
+        migrate_files(hub)?;
+        moved.store(true, std::sync::atomic::Ordering::Release);
+    }
     let now = hub.now();
     let mut started = 0;
     let running = hub
@@ -777,7 +789,7 @@ fn answer_chunk(
             &fields,
             now,
         );
-        let answer = match hub.decide_call(
+        let (result, code, fields) = match hub.decide_call(
             client,
             &st.meta,
             SERVICE_VERIFY_ATTRIBUTES,
@@ -790,51 +802,31 @@ fn answer_chunk(
                 refused += 1;
                 let code = refusal.code();
                 record.result = ExchangeResult::Refused(code.to_owned());
-                serde_json::to_writer(
-                    &mut *out,
-                    &RowAnswer {
-                        row: n,
-                        id: &row.id,
-                        result: "refused",
-                        code: Some(code),
-                        fields: None,
-                    },
-                )
+                ("refused", Some(code), None)
             }
             Ok(grant) => {
                 record.covert_until = grant.covert_until;
                 match fields_answer {
                     Some(field_answers) => {
                         served += 1;
-                        serde_json::to_writer(
-                            &mut *out,
-                            &RowAnswer {
-                                row: n,
-                                id: &row.id,
-                                result: "served",
-                                code: None,
-                                fields: Some(field_answers),
-                            },
-                        )
+                        ("served", None, Some(field_answers))
                     }
                     None => {
                         failed += 1;
                         record.result = ExchangeResult::Failed("person_not_found".into());
-                        serde_json::to_writer(
-                            &mut *out,
-                            &RowAnswer {
-                                row: n,
-                                id: &row.id,
-                                result: "failed",
-                                code: Some("person_not_found"),
-                                fields: None,
-                            },
-                        )
+                        ("failed", Some("person_not_found"), None)
                     }
                 }
             }
         };
-        answer.map_err(io)?;
+        let answer = RowAnswer {
+            row: n,
+            id: &row.id,
+            result,
+            code,
+            fields,
+        };
+        serde_json::to_writer(&mut *out, &answer).map_err(io)?;
         out.push(b'\n');
         records.push(record);
     }
@@ -849,14 +841,20 @@ fn answer_chunk(
 /// The job's status, for its owner only (another caller is told it does not exist), at any
 /// node over the job's database.
 pub fn status(hub: &Hub, client: &Client, id: &str) -> Result<JobStatus, HubError> {
+    owned(hub, client, id).map(|(job, _)| job.status)
+}
+
+/// The stored job and its version, if `client` submitted it (another caller is told it does
+/// not exist).
+fn owned(hub: &Hub, client: &Client, id: &str) -> Result<(StoredJob, u64), HubError> {
     if !valid_job_id(id) {
         return Err(HubError::JobNotFound);
     }
     match load(hub, id)? {
-        Some((job, _))
+        Some((job, version))
             if job.status.org == client.org && job.status.subsystem == client.subsystem =>
         {
-            Ok(job.status)
+            Ok((job, version))
         }
         _ => Err(HubError::JobNotFound),
     }
@@ -890,7 +888,7 @@ pub fn results(hub: &Hub, client: &Client, id: &str) -> Result<Vec<u8>, HubError
 /// owner (at any node): a member that has its results need not leave them with the hub for
 /// the [`JOB_KEEP_DAYS`] days it would otherwise keep them.
 pub fn delete(hub: &Hub, client: &Client, id: &str) -> Result<(), HubError> {
-    let st = status(hub, client, id)?;
+    let (StoredJob { status: st, .. }, version) = owned(hub, client, id)?;
     if st.state == JobState::Running {
         return Err(HubError::Conflict {
             code: "job_running",
@@ -904,9 +902,6 @@ pub fn delete(hub: &Hub, client: &Client, id: &str) -> Result<(), HubError> {
             ),
         });
     }
-    let Some((_, version)) = load(hub, id)? else {
-        return Err(HubError::JobNotFound);
-    };
     let prefix = format!("{id}/");
     let mut writes = vec![DocWrite::Delete {
         kind: JOB_KIND.into(),
@@ -1029,6 +1024,21 @@ mod tests {
 
     /// Puts a finished job back as its node would leave it killed after `kept` chunks: the
     /// later chunks' answers gone, their rows back, the lease held by `node` for a minute.
+    /// A job of [`rows`] answered whole at node A, then set back to where A would have been
+    /// had it stopped after `kept` chunks, still holding the lease; with A's whole answers.
+    fn stopped_job(
+        dir: &Path,
+        kept: u64,
+    ) -> (Arc<FixedClock>, Arc<Hub>, Arc<Hub>, String, Vec<u8>) {
+        let (clock, a, b) = nodes(dir);
+        let rows = rows();
+        let id = submit(&a, &client(), &upload(&rows)).unwrap().id;
+        wait_done(&a, &id);
+        let whole = results(&a, &client(), &id).unwrap();
+        rewind(&a, &id, &rows, kept, a.node());
+        (clock, a, b, id, whole)
+    }
+
     fn rewind(hub: &Hub, id: &str, rows: &[Row], kept: u64, node: &str) {
         let (mut job, version) = load(hub, id).unwrap().unwrap();
         let until = kept_until(&job.status);
@@ -1123,14 +1133,8 @@ mod tests {
     #[test]
     fn a_job_whose_node_stopped_is_finished_by_another_once_its_lease_lapses() {
         let dir = tempfile::tempdir().unwrap();
-        let (clock, a, b) = nodes(dir.path());
-        let rows = rows();
-        let id = submit(&a, &client(), &upload(&rows)).unwrap().id;
-        wait_done(&a, &id);
-        let whole = results(&a, &client(), &id).unwrap();
-
         // Node A stops after the first chunk, holding the job.
-        rewind(&a, &id, &rows, 1, a.node());
+        let (clock, a, b, id, whole) = stopped_job(dir.path(), 1);
         assert_eq!(resume(&b).unwrap(), 0, "A's lease still runs");
         let st = status(&b, &client(), &id).unwrap();
         assert_eq!((st.state, st.done), (JobState::Running, 2));
@@ -1162,11 +1166,7 @@ mod tests {
     #[test]
     fn a_node_whose_lease_was_taken_stores_nothing_more() {
         let dir = tempfile::tempdir().unwrap();
-        let (clock, a, b) = nodes(dir.path());
-        let rows = rows();
-        let id = submit(&a, &client(), &upload(&rows)).unwrap().id;
-        wait_done(&a, &id);
-        rewind(&a, &id, &rows, 1, a.node());
+        let (clock, a, b, id, _) = stopped_job(dir.path(), 1);
         clock.advance(LEASE + TimeDelta::seconds(1));
         let marker = b.docs().get(RUNNING_KIND, &id).unwrap().unwrap();
         assert!(take(&b, &id, marker.version, b.now()).unwrap());
@@ -1184,12 +1184,7 @@ mod tests {
     #[test]
     fn a_restarted_node_goes_on_with_its_own_job_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (_clock, a, b) = nodes(dir.path());
-        let rows = rows();
-        let id = submit(&a, &client(), &upload(&rows)).unwrap().id;
-        wait_done(&a, &id);
-        let whole = results(&a, &client(), &id).unwrap();
-        rewind(&a, &id, &rows, 2, a.node());
+        let (_clock, a, b, id, whole) = stopped_job(dir.path(), 2);
         assert_eq!(resume(&b).unwrap(), 0);
         assert_eq!(resume(&a).unwrap(), 1, "its own lease: no need to wait");
         wait_done(&a, &id);
@@ -1237,6 +1232,9 @@ mod tests {
         legacy["results_bytes"] = json!(whole.len());
         fs::write(jobs.join(format!("{done_id}.json")), legacy.to_string()).unwrap();
         fs::write(jobs.join(format!("{done_id}.results.ndjson")), &whole).unwrap();
+        // And a job file that cannot be read.
+        let broken = jobs.join(format!("job_{}.json", "d".repeat(32)));
+        fs::write(&broken, b"{not json").unwrap();
 
         assert_eq!(resume(&a).unwrap(), 1);
         let st = wait_done(&a, &id);
@@ -1262,12 +1260,10 @@ mod tests {
         );
         assert_eq!(
             fs::read_dir(&jobs).unwrap().count(),
-            0,
-            "the files are gone"
+            1,
+            "the files are gone but the unreadable one"
         );
-        // A job file that cannot be read stays where it is and stops nothing.
-        let broken = jobs.join(format!("job_{}.json", "d".repeat(32)));
-        fs::write(&broken, b"{not json").unwrap();
+        // The job file that cannot be read stays where it is and stops nothing.
         assert_eq!(resume(&a).unwrap(), 0);
         assert!(broken.exists());
     }

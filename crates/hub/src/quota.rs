@@ -32,7 +32,13 @@ pub const ALIVE_FOR: TimeDelta = TimeDelta::seconds(10);
 
 /// Records that `node` is alive at `now` and counts the nodes alive (this one included).
 pub fn heartbeat(docs: &dyn DocStore, node: &str, now: DateTime<Utc>) -> Result<u32, StoreError> {
-    let json = serde_json::json!({ "at": now }).to_string();
+    /// A heartbeat document.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Beat {
+        at: DateTime<Utc>,
+    }
+    let json = serde_json::to_string(&Beat { at: now })
+        .map_err(|e| StoreError::Backend(format!("encoding a heartbeat: {e}")))?;
     let version = docs.version(NODE_ALIVE_KIND, node)?;
     match docs.put(
         NODE_ALIVE_KIND,
@@ -51,10 +57,7 @@ pub fn heartbeat(docs: &dyn DocStore, node: &str, now: DateTime<Utc>) -> Result<
         .iter()
         .filter(|(name, doc)| {
             name == node
-                || serde_json::from_str::<serde_json::Value>(&doc.json)
-                    .ok()
-                    .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v["at"].clone()).ok())
-                    .is_some_and(|at| at > now - ALIVE_FOR)
+                || serde_json::from_str::<Beat>(&doc.json).is_ok_and(|b| b.at > now - ALIVE_FOR)
         })
         .count();
     Ok(u32::try_from(alive).unwrap_or(u32::MAX).max(1))
