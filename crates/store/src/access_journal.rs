@@ -13,8 +13,8 @@
 //! level. Merges run apart from the upkeep ([`AccessJournal::compact`], on a thread of the
 //! registry's that yields to requests), so a merge of large runs neither delays the next sync
 //! nor takes CPU from reads; the upkeep merges only when a level has gathered twelve runs, a
-//! sign that requests have kept the merging thread from running. Entries not yet indexed are kept in memory too, so the per-person query sees them at
-//! once. (Databases of earlier builds kept runs as tables of the index database; those are
+//! sign that requests have kept the merging thread from running. Entries not yet indexed are
+//! kept in memory too, so the per-person query sees them at once. (Databases of earlier builds kept runs as tables of the index database; those are
 //! still read, and no longer written.)
 //!
 //! Crash safety: each record carries its length and a checksum, so a record torn by a crash is
@@ -215,16 +215,20 @@ fn retired_path(journal: &Path, generation: u64) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The directory a file is in (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Retired journals beside `journal` (see [`retired_path`]), oldest generation first.
 fn retired_journals(journal: &Path) -> Result<Vec<PathBuf>> {
-    let (Some(dir), Some(name)) = (journal.parent(), journal.file_name()) else {
+    let Some(name) = journal.file_name() else {
         return Ok(Vec::new());
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = dir_of(journal);
     let prefix = format!("{}.", name.to_string_lossy());
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .map_err(|e| io("listing", dir, e))?
@@ -241,11 +245,7 @@ fn retired_journals(journal: &Path) -> Result<Vec<PathBuf>> {
 
 /// Makes a file's creation or renaming in its directory durable.
 fn sync_parent(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir)
+    File::open(dir_of(path))
         .and_then(|d| d.sync_all())
         .map_err(|e| io("syncing the directory of", path, e))
 }

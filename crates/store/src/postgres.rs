@@ -1138,28 +1138,37 @@ mod tests {
         assert!(parse_url("postgres://u@localhost/db?pool_max=lots").is_err());
     }
 
-    /// The hot pool's sessions plan each statement once and keep the options the URL gives
-    /// (here the schema); the ordinary pool's plan as the server is set to. Against the server
-    /// named by `DANCU_TEST_DATABASE_URL`; skipped without one.
-    #[test]
-    fn the_hot_pool_plans_once_and_keeps_the_url_options() {
-        let Some(admin) = std::env::var("DANCU_TEST_DATABASE_URL")
+    /// For a test against the server named by `DANCU_TEST_DATABASE_URL` (as the contract
+    /// tests; `None` without one): the URL, a fresh schema named `{prefix}_{pid}`, a client
+    /// over the server, the server's own value of `setting`, and the separator that adds a
+    /// parameter to the URL.
+    fn test_schema(prefix: &str, setting: &str) -> Option<(String, String, Client, String, char)> {
+        let admin = std::env::var("DANCU_TEST_DATABASE_URL")
             .ok()
-            .filter(|s| !s.is_empty())
-        else {
-            return;
-        };
-        let schema = format!("unit_hot_{}", std::process::id());
+            .filter(|s| !s.is_empty())?;
+        let schema = format!("{prefix}_{}", std::process::id());
         let mut c = Client::connect(&admin, NoTls).expect("connect");
         c.batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
         ))
         .expect("schema");
         let server: String = c
-            .query_one("SHOW plan_cache_mode", &[])
+            .query_one(&format!("SHOW {setting}"), &[])
             .expect("show")
             .get(0);
         let sep = if admin.contains('?') { '&' } else { '?' };
+        Some((admin, schema, c, server, sep))
+    }
+
+    /// The hot pool's sessions plan each statement once and keep the options the URL gives
+    /// (here the schema); the ordinary pool's plan as the server is set to. Against the server
+    /// named by `DANCU_TEST_DATABASE_URL`; skipped without one.
+    #[test]
+    fn the_hot_pool_plans_once_and_keeps_the_url_options() {
+        let Some((admin, schema, mut c, server, sep)) = test_schema("unit_hot", "plan_cache_mode")
+        else {
+            return;
+        };
         let store = PgStore::open(&format!(
             "{admin}{sep}pool_max=2&options=-csearch_path%3D{schema}"
         ))
@@ -1192,23 +1201,11 @@ mod tests {
     /// by `DANCU_TEST_DATABASE_URL` (as the contract tests); skipped without one.
     #[test]
     fn a_relaxed_access_log_commit_relaxes_nothing_after_it() {
-        let Some(admin) = std::env::var("DANCU_TEST_DATABASE_URL")
-            .ok()
-            .filter(|s| !s.is_empty())
+        let Some((admin, schema, mut c, server, sep)) =
+            test_schema("unit_relaxed", "synchronous_commit")
         else {
             return;
         };
-        let schema = format!("unit_relaxed_{}", std::process::id());
-        let mut c = Client::connect(&admin, NoTls).expect("connect");
-        c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
-        ))
-        .expect("schema");
-        let server: String = c
-            .query_one("SHOW synchronous_commit", &[])
-            .expect("show")
-            .get(0);
-        let sep = if admin.contains('?') { '&' } else { '?' };
         let person =
             PersonalId::compose("001", dancu_domain::person::Sex::Male, 1990, 1).expect("valid id");
         let entry = |n: u32| AccessEntry {
