@@ -11,9 +11,11 @@ mod hub;
 mod metrics;
 pub mod oidc;
 pub mod portal;
+mod posted;
 mod problem;
 
 pub use metrics::Metrics;
+use posted::Posted;
 pub use problem::{ApiError, ProblemBody};
 
 use axum::body::Bytes;
@@ -55,7 +57,7 @@ pub struct StateFields {
     /// The data-sharing hub, when configured.
     pub hub: Option<Arc<dancu_hub::service::Hub>>,
     metrics: Arc<Metrics>,
-    tokens: Arc<RwLock<HashMap<String, (Officer, Instant)>>>,
+    tokens: Arc<RwLock<OfficerTokens>>,
     /// The web portals' sessions.
     portal: Arc<portal::Portal>,
     /// Run point reads on the async worker instead of the blocking pool: set for the embedded
@@ -63,6 +65,9 @@ pub struct StateFields {
     /// the work to another thread costs more than the work.
     inline_reads: bool,
 }
+
+/// Officers by their API token's SHA-256, each with when the store last confirmed it.
+type OfficerTokens = HashMap<[u8; 32], (Arc<Officer>, Instant)>;
 
 /// How long a verified token is trusted without asking the store again.
 const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -96,7 +101,7 @@ impl AppState {
         self
     }
 
-    async fn officer(&self, headers: &HeaderMap) -> Result<Officer, ApiError> {
+    async fn officer(&self, headers: &HeaderMap) -> Result<Arc<Officer>, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -104,23 +109,25 @@ impl AppState {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() < 200)
             .ok_or_else(ApiError::unauthenticated)?;
-        let hash = credentials::token_hash(token);
+        let digest = credentials::token_digest(token);
         if let Ok(cache) = self.tokens.read()
-            && let Some((o, at)) = cache.get(&hash)
+            && let Some((o, at)) = cache.get(&digest)
             && at.elapsed() < TOKEN_CACHE_TTL
         {
             return Ok(o.clone());
         }
         let registry = self.registry.clone();
-        let h = hash.clone();
-        let officer = blocking(move || registry.store().officer_by_token(&h).map_err(Into::into))
-            .await?
-            .ok_or_else(ApiError::unauthenticated)?;
+        let hash = credentials::digest_hash(&digest);
+        let officer =
+            blocking(move || registry.store().officer_by_token(&hash).map_err(Into::into))
+                .await?
+                .ok_or_else(ApiError::unauthenticated)?;
+        let officer = Arc::new(officer);
         if let Ok(mut cache) = self.tokens.write() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(hash, (officer.clone(), Instant::now()));
+            cache.insert(digest, (officer.clone(), Instant::now()));
         }
         Ok(officer)
     }
@@ -204,7 +211,7 @@ macro_rules! command_endpoint {
                 (status = 422, description = "Invalid input", body = ProblemBody, content_type = "application/problem+json"),
             ),
             security(("bearer" = [])))]
-        async fn $fn_name(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+        async fn $fn_name(State(state): State<AppState>, Posted { headers, body }: Posted) -> Result<Response, ApiError> {
             let cmd: $ty = parse(&body)?;
             run_command(state, headers, body, Command::$variant(cmd)).await
         }
@@ -429,8 +436,7 @@ fn to_json<T: Serialize>(v: &T) -> Result<Response, ApiError> {
     security(("bearer" = [])))]
 async fn get_person(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     if !state.registry.store().reads_gather() {
         return logged_read(state, headers, body, |r, o, p, q: PersonRef| {
@@ -456,8 +462,7 @@ async fn get_person(
     responses((status = 200, description = "Events, oldest first")), security(("bearer" = [])))]
 async fn person_history(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     to_json(
         &query(state, headers, body, |r, o, p, q: PersonRef| {
@@ -490,8 +495,7 @@ fn parse_instant(s: &str) -> dancu_registry::Result<chrono::DateTime<chrono::Utc
     responses((status = 200, body = dancu_domain::person::Person), (status = 404, body = ProblemBody)), security(("bearer" = [])))]
 async fn person_as_of(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let person = query(state, headers, body, |r, o, p, q: AsOfQuery| {
         let at = parse_instant(&q.at)?;
@@ -507,8 +511,7 @@ async fn person_as_of(
     responses((status = 200, body = dancu_registry::SearchResult)), security(("bearer" = [])))]
 async fn search_people(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     logged_read(state, headers, body, |r, o, p, q: PersonSearch| {
         r.read_search_json(o, p, &q)
@@ -522,8 +525,7 @@ async fn search_people(
     responses((status = 200, description = "Access entries")), security(("bearer" = [])))]
 async fn person_access_log(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     to_json(
         &query(state, headers, body, |r, o, p, q: PersonRef| {
@@ -539,8 +541,7 @@ async fn person_access_log(
     responses((status = 200, body = HouseholdView)), security(("bearer" = [])))]
 async fn get_household(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let (household, members) = query(state, headers, body, |r, o, p, q: HouseholdRef| {
         r.household(o, p, &q.household_id)
@@ -555,8 +556,7 @@ async fn get_household(
     responses((status = 200, body = PeoplePage)), security(("bearer" = [])))]
 async fn commune_people(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let (people, limit) = query(state, headers, body, |r, o, p, q: CommunePage| {
         let limit = q.limit.unwrap_or(100).clamp(1, 1000);

@@ -1500,8 +1500,19 @@ pub mod credentials {
         format!("dct_{}", hex::encode(bytes))
     }
 
-    /// The stored form of a token.
+    /// The stored form of a token: [`token_digest`] in hexadecimal.
     pub fn token_hash(token: &str) -> String {
-        super::sha256_hex(token.as_bytes())
+        digest_hash(&token_digest(token))
+    }
+
+    /// The stored form of a token from its [`token_digest`].
+    pub fn digest_hash(digest: &[u8; 32]) -> String {
+        hex::encode(digest)
+    }
+
+    /// A token's SHA-256, the key under which a server may keep it in memory.
+    pub fn token_digest(token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).into()
     }
 }

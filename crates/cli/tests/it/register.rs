@@ -189,6 +189,53 @@ async fn reads_need_a_purpose_and_are_logged() {
     );
 }
 
+/// A body over the API's limit is refused as problem+json; a body sent in several chunks is
+/// read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_too_large_are_refused_and_chunked_ones_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    let id = s.adult(1, "Phạm Văn Đồng", Sex::Male, 1980, BA_DINH);
+    let padding = "x".repeat(300 * 1024);
+    let (st, v) = s
+        .post(
+            &s.national,
+            "/api/v1/persons/get",
+            json!({"id": id, "padding": padding}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{v}"
+    );
+
+    // Chunked transfer, each chunk in its own write with a pause between them, so that the
+    // server sees the body arrive in pieces.
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.set_nodelay(true).unwrap();
+    let head = format!(
+        "POST /api/v1/persons/get HTTP/1.1\r\nhost: t\r\nauthorization: Bearer {}\r\n\
+         x-purpose: test\r\ncontent-type: application/json\r\n\
+         transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        s.national
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let body = format!(r#"{{"id": "{id}"}}"#);
+    for piece in [&body[..3], &body[3..9], &body[9..]] {
+        conn.write_all(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes())
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    conn.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(&format!(r#""id":"{id}""#)), "{answer}");
+}
+
 /// Many reads at once (on PostgreSQL they are answered together, several IDs per query): each
 /// gets the answer for its own ID — the record, 404 for an unknown ID, 403 outside the
 /// officer's commune — and exactly the records released are in the access log.

@@ -3,10 +3,9 @@
 //! token). Both answer [`dancu_hub::service::CardAnswer`]; the rules are in `dancu_hub::cards`.
 
 use super::{client, hub, ok_json, run};
+use crate::posted::Posted;
 use crate::{ApiError, AppState, parse, purpose};
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::Response;
 use dancu_hub::cards::CardInput;
 use dancu_hub::service::CallMeta;
@@ -33,8 +32,7 @@ struct MemberBody {
     ))]
 pub(super) async fn member_verify(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -63,8 +61,7 @@ struct OfficerBody {
     security(("bearer" = [])))]
 pub(super) async fn officer_verify(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let officer = state.officer(&headers).await?;
     let hub = hub(&state)?;

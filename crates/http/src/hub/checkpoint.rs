@@ -4,8 +4,8 @@
 //! the person's. Rules are in `dancu_hub::checkpoint` and `dancu_hub::service`.
 
 use super::{client, counter_officer, hub, ok_json, run};
+use crate::posted::Posted;
 use crate::{ApiError, AppState, parse};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -31,8 +31,7 @@ struct PassBody {
     security(("bearer" = [])))]
 pub(super) async fn issue_pass(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     counter_officer(&state, &headers).await?;
     let hub = hub(&state)?;
@@ -59,8 +58,7 @@ struct CheckInBody {
     ))]
 pub(super) async fn check_in(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -102,8 +100,7 @@ struct PersonBody {
     security(("bearer" = [])))]
 pub(super) async fn person_check_ins(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     counter_officer(&state, &headers).await?;
     let hub = hub(&state)?;

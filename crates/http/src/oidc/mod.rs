@@ -542,7 +542,7 @@ async fn officer_with(
     state: &AppState,
     headers: &HeaderMap,
     ok: impl Fn(Role) -> bool,
-) -> Result<Officer, ApiError> {
+) -> Result<std::sync::Arc<Officer>, ApiError> {
     let o = state.officer(headers).await?;
     if ok(o.role) {
         Ok(o)
