@@ -15,7 +15,8 @@ use crate::events::{
 };
 use crate::members::HubConfig;
 use crate::tokens::{
-    AccessToken, TOKEN_KIND, TOKEN_SECONDS, TokenCache, TokenGrant, new_token, same_key, token_hash,
+    AccessToken, CachedGrant, TOKEN_KIND, TOKEN_SECONDS, TokenCache, TokenGrant, new_token,
+    same_key, token_digest, token_hash,
 };
 use chrono::{DateTime, Utc};
 use dancu_domain::clock::Clock;
@@ -400,6 +401,9 @@ struct ConfigCell {
     version: AtomicU64,
     /// Changes are made one at a time.
     writer: Mutex<()>,
+    /// Counts the configurations this node has run: what was checked against one generation
+    /// holds until the next.
+    generation: AtomicU64,
 }
 
 impl ConfigCell {
@@ -412,6 +416,9 @@ impl ConfigCell {
 
     fn set(&self, c: HubConfig, version: Option<u64>) {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+        // After the swap: a check that read the generation before it and the configuration
+        // after is only made again.
+        self.generation.fetch_add(1, Ordering::AcqRel);
         if let Some(v) = version {
             self.version.store(v, Ordering::Release);
         }
@@ -538,6 +545,7 @@ impl Hub {
                 current: RwLock::new(Arc::new(config)),
                 version: AtomicU64::new(0),
                 writer: Mutex::new(()),
+                generation: AtomicU64::new(0),
             }),
             config_file: None,
             store,
@@ -788,7 +796,8 @@ impl Hub {
             expires_at = expires_at.min(t);
         }
         let token = new_token();
-        let hash = token_hash(&token);
+        let digest = token_digest(&token);
+        let hash = hex::encode(digest);
         let grant = TokenGrant {
             org: client.org,
             subsystem: client.subsystem,
@@ -801,7 +810,7 @@ impl Hub {
             .put(TOKEN_KIND, &hash, 0, &json, Some(expires_at))
             .map_err(internal)?;
         let scope = grant.scope.join(" ");
-        self.tokens.insert(hash, Arc::new(grant));
+        let _ = self.check_and_keep(digest, grant);
         Ok(AccessToken {
             access_token: token,
             token_type: "Bearer".into(),
@@ -812,28 +821,53 @@ impl Hub {
 
     /// Authenticates a call by its bearer access token if this node has the token's grant in
     /// memory; `None` when the document store must be asked ([`Self::authenticate_token`]).
-    /// Never blocks on I/O.
+    /// Never blocks on I/O. While the members' configuration is the one the grant was last
+    /// checked against, only the expiry times are compared.
     pub fn authenticate_token_cached(&self, token: &str) -> Option<Result<Client, HubError>> {
-        let grant = self.tokens.get(&token_hash(token))?;
-        Some(self.check_grant(&grant))
+        let digest = token_digest(token);
+        let generation = self.config.generation.load(Ordering::Acquire);
+        let now = self.clock.now();
+        let admitted = self.tokens.with(&digest, |g| {
+            (g.generation == generation).then(|| g.admit(now))
+        })?;
+        if admitted.is_some() {
+            return admitted;
+        }
+        // The configuration changed since the grant was checked: look its key up again.
+        let grant = self.tokens.with(&digest, |g| g.grant.clone())?;
+        Some(self.check_and_keep(digest, grant))
     }
 
     /// Authenticates a call by its bearer access token, from memory or else from the document
     /// store (a token another node issued, or issued before a restart).
     pub fn authenticate_token(&self, token: &str) -> Result<Client, HubError> {
-        let hash = token_hash(token);
-        if let Some(g) = self.tokens.get(&hash) {
-            return self.check_grant(&g);
+        if let Some(r) = self.authenticate_token_cached(token) {
+            return r;
         }
         let doc = self
             .docs
-            .get(TOKEN_KIND, &hash)
+            .get(TOKEN_KIND, &token_hash(token))
             .map_err(internal)?
             .ok_or(HubError::Unauthenticated("unknown access token"))?;
         let grant: TokenGrant = serde_json::from_str(&doc.json).map_err(internal)?;
-        let grant = Arc::new(grant);
+        self.check_and_keep(token_digest(token), grant)
+    }
+
+    /// Checks a grant against the current configuration and, when it holds, keeps it in memory
+    /// with the caller it admits.
+    fn check_and_keep(&self, digest: [u8; 32], grant: TokenGrant) -> Result<Client, HubError> {
+        // Read before the configuration the check uses, so that a change in between only
+        // makes the next call check again.
+        let generation = self.config.generation.load(Ordering::Acquire);
         let client = self.check_grant(&grant)?;
-        self.tokens.insert(hash, grant);
+        self.tokens.insert(
+            digest,
+            CachedGrant {
+                grant,
+                client: client.clone(),
+                generation,
+            },
+        );
         Ok(client)
     }
 

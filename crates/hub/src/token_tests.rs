@@ -162,3 +162,53 @@ fn access_tokens_follow_the_scope_the_expiry_and_the_registered_keys_across_node
     let e = b.authenticate_token(&cmnd.access_token).unwrap_err();
     assert_eq!(e.code(), "client_unauthenticated");
 }
+
+/// A node answers known tokens from memory; a change of its members' configuration (here a
+/// key revoked, then registered again) is seen by the very next call.
+#[test]
+fn a_token_answered_from_memory_follows_each_change_of_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = load_or_create_key(dir.path(), "client.hex", "client.jwk.json").unwrap();
+    let other = load_or_create_key(dir.path(), "other.hex", "other.jwk.json").unwrap();
+    let jwk = |k: &SigningKey| json!({"jwk": Jwk::from_p256(k.verifying_key())});
+    let clock = Arc::new(FixedClock::new(t0()));
+    let a = open(
+        dir.path(),
+        "a",
+        config(json!([jwk(&key), jwk(&other)])),
+        clock.clone(),
+    );
+    let token = a.issue_token(&assertion(&key, "m1"), None).unwrap();
+    for _ in 0..2 {
+        let c = a.authenticate_token_cached(&token.access_token).unwrap();
+        assert_eq!(c.unwrap().org, "bank-a");
+    }
+    let kid = Jwk::from_p256(key.verifying_key()).thumbprint().unwrap();
+    a.admin_revoke_key("bank-a", "ekyc", &kid).unwrap();
+    for _ in 0..2 {
+        let e = a
+            .authenticate_token_cached(&token.access_token)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!((e.status(), e.code()), (401, "client_unauthenticated"));
+    }
+    a.admin_add_key(crate::admin::NewKey {
+        org: "bank-a".into(),
+        subsystem: "ekyc".into(),
+        jwk: Jwk::from_p256(key.verifying_key()),
+        not_after: Some(t0() + Duration::seconds(60)),
+    })
+    .unwrap();
+    let c = a
+        .authenticate_token_cached(&token.access_token)
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.key_not_after, Some(t0() + Duration::seconds(60)));
+    // The key's new not_after is checked from memory too.
+    clock.advance(Duration::seconds(60));
+    let e = a
+        .authenticate_token_cached(&token.access_token)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.status(), 403, "{e:?}");
+}

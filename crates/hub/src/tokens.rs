@@ -53,9 +53,14 @@ pub(crate) struct TokenGrant {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A token's SHA-256: the key of its grant in memory.
+pub(crate) fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
 /// The store key of a token: its SHA-256, hex.
 pub(crate) fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    hex::encode(token_digest(token))
 }
 
 /// A fresh token: 32 random bytes, base64url without padding.
@@ -70,28 +75,61 @@ pub(crate) fn same_key(a: &Jwk, b: &Jwk) -> bool {
     a.kty == b.kty && a.crv == b.crv && a.x == b.x && a.y == b.y && a.n == b.n && a.e == b.e
 }
 
-/// The grants this node has seen, by token hash.
+/// A grant as this node keeps it: with the caller it admits, as last checked against the
+/// members' configuration.
+#[derive(Debug)]
+pub(crate) struct CachedGrant {
+    pub grant: TokenGrant,
+    /// The caller, built when the grant was checked.
+    pub client: crate::service::Client,
+    /// The configuration generation under which the grant's key was found registered.
+    pub generation: u64,
+}
+
+impl CachedGrant {
+    /// Admits the call at `now` without looking the key up again: valid while the
+    /// configuration is still the one of [`Self::generation`].
+    pub fn admit(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<crate::service::Client, crate::service::HubError> {
+        if self.grant.expires_at <= now {
+            return Err(crate::service::HubError::Unauthenticated(
+                "access token expired",
+            ));
+        }
+        if let Some(t) = self.client.key_not_after
+            && t <= now
+        {
+            return Err(dancu_exchange::rights::Refusal::ClientKeyExpired(t).into());
+        }
+        Ok(self.client.clone())
+    }
+}
+
+/// The grants this node has seen, by token digest.
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache {
-    grants: RwLock<HashMap<String, std::sync::Arc<TokenGrant>>>,
+    grants: RwLock<HashMap<[u8; 32], CachedGrant>>,
 }
 
 impl TokenCache {
-    /// The grant of a token hash, if this node has seen it.
-    pub fn get(&self, hash: &str) -> Option<std::sync::Arc<TokenGrant>> {
+    /// Runs `f` over a token's grant, if this node has seen it, under the map's read lock
+    /// (no reference count changes on the hub's busiest path).
+    pub fn with<T>(&self, digest: &[u8; 32], f: impl FnOnce(&CachedGrant) -> T) -> Option<T> {
         self.grants
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-            .cloned()
+            .get(digest)
+            .map(f)
     }
 
-    /// Remembers a grant.
-    pub fn insert(&self, hash: String, grant: std::sync::Arc<TokenGrant>) {
+    /// Remembers a grant (or its newer check).
+    pub fn insert(&self, digest: [u8; 32], grant: CachedGrant) {
         self.grants
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(hash, grant);
+            .insert(digest, grant);
     }
 
     /// Forgets the grants expired at `now`.
@@ -99,7 +137,7 @@ impl TokenCache {
         self.grants
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, g| g.expires_at > now);
+            .retain(|_, g| g.grant.expires_at > now);
     }
 }
 

@@ -17,6 +17,7 @@
 mod cards;
 mod checkpoint;
 
+use crate::posted::Posted;
 use crate::{ApiError, AppState, ProblemBody, parse};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -48,7 +49,13 @@ impl From<HubError> for ApiError {
 }
 
 fn hub(state: &AppState) -> Result<Arc<Hub>, ApiError> {
-    state.hub.clone().ok_or_else(|| {
+    hub_ref(state).cloned()
+}
+
+/// The hub, borrowed: for calls answered on the async worker, where no task needs its own
+/// reference (a clone is a count both cores change on every call).
+fn hub_ref(state: &AppState) -> Result<&Arc<Hub>, ApiError> {
+    state.hub.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "hub_not_configured",
@@ -199,11 +206,10 @@ struct AttributesBody {
     ))]
 async fn verify_attributes(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
-    let hub = hub(&state)?;
-    let c = client(&hub, &headers).await?;
+    let hub = hub_ref(&state)?;
+    let c = client(hub, &headers).await?;
     let AttributesBody {
         purpose,
         end_user,
@@ -221,6 +227,7 @@ async fn verify_attributes(
     let pending = if state.inline_reads {
         hub.verify_attributes_start(&c, &meta, &id, &claims)
     } else {
+        let hub = hub.clone();
         run(move || Ok(hub.verify_attributes_start(&c, &meta, &id, &claims))).await?
     };
     let (fields, audit_seq) = pending.release().await?;
@@ -250,8 +257,7 @@ struct CmndBody {
     ))]
 async fn verify_cmnd(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -284,8 +290,7 @@ struct EkycBody {
     ))]
 async fn ekyc(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -322,8 +327,7 @@ fn default_feed_limit() -> u32 {
     ))]
 async fn event_feed(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -352,8 +356,7 @@ struct WebhookBody {
     ))]
 async fn webhook_status(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -375,8 +378,7 @@ async fn webhook_status(
     ))]
 async fn webhook_replay(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -393,7 +395,7 @@ async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// An officer who may act for a person on consents (not a read-only viewer).
-async fn counter_officer(state: &AppState, headers: &HeaderMap) -> Result<Officer, ApiError> {
+async fn counter_officer(state: &AppState, headers: &HeaderMap) -> Result<Arc<Officer>, ApiError> {
     let o = state.officer(headers).await?;
     if o.role == Role::Viewer {
         return Err(ApiError::new(
@@ -424,8 +426,7 @@ struct GrantBody {
     security(("bearer" = [])))]
 async fn consent_grant(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     counter_officer(&state, &headers).await?;
@@ -452,8 +453,7 @@ struct PersonBody {
     security(("bearer" = [])))]
 async fn consent_list(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     counter_officer(&state, &headers).await?;
@@ -473,8 +473,7 @@ async fn consent_list(
     security(("bearer" = [])))]
 async fn person_accesses(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     counter_officer(&state, &headers).await?;
@@ -509,8 +508,7 @@ struct RevokeBody {
     security(("bearer" = [])))]
 async fn consent_revoke(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     counter_officer(&state, &headers).await?;
@@ -589,8 +587,7 @@ struct EnrichBody {
     ))]
 async fn enrich(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -619,8 +616,7 @@ struct LinkedBody {
     ))]
 async fn linked_records(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -640,8 +636,7 @@ async fn linked_records(
     security(("bearer" = [])))]
 async fn officer_linked_records(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let q: crate::PersonRef = parse(&body)?;
@@ -671,8 +666,7 @@ const BATCH_BODY_LIMIT: usize = 256 * 1024 * 1024;
     ))]
 async fn batch_submit(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -830,8 +824,7 @@ async fn admin_change<B: serde::de::DeserializeOwned + Send + 'static>(
     security(("bearer" = [])))]
 async fn admin_add_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, m| h.admin_add_member(m)).await
 }
@@ -848,8 +841,7 @@ async fn admin_add_member(
     security(("bearer" = [])))]
 async fn admin_revoke_member(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, b: OrgRef| {
         h.admin_revoke_member(&b.org)
@@ -870,8 +862,7 @@ async fn admin_revoke_member(
     security(("bearer" = [])))]
 async fn admin_add_subsystem(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, b: SubsystemRef| {
         h.admin_add_subsystem(&b.org, &b.id)
@@ -891,8 +882,7 @@ async fn admin_add_subsystem(
     security(("bearer" = [])))]
 async fn admin_revoke_subsystem(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, b: SubsystemRef| {
         h.admin_revoke_subsystem(&b.org, &b.id)
@@ -913,8 +903,7 @@ async fn admin_revoke_subsystem(
     security(("bearer" = [])))]
 async fn admin_add_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, k| h.admin_add_key(k).map(|_| ())).await
 }
@@ -931,8 +920,7 @@ async fn admin_add_key(
     security(("bearer" = [])))]
 async fn admin_revoke_key(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, b: KeyRef| {
         h.admin_revoke_key(&b.org, &b.subsystem, &b.kid)
@@ -953,8 +941,7 @@ async fn admin_revoke_key(
     security(("bearer" = [])))]
 async fn admin_add_right(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, r| h.admin_add_right(r)).await
 }
@@ -971,8 +958,7 @@ async fn admin_add_right(
     security(("bearer" = [])))]
 async fn admin_revoke_right(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    Posted { headers, body }: Posted,
 ) -> Result<Response, ApiError> {
     admin_change(state, headers, body, |h, b: RightRef| {
         h.admin_revoke_right(&b.id)
