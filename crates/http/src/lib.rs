@@ -671,6 +671,16 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// A known route called with a method it does not serve (axum keeps the `Allow` header).
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Địa chỉ này không nhận phương thức này; xem tiêu đề Allow và /api/openapi.json",
+        "This route does not take this method; see the Allow header and /api/openapi.json",
+    )
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let metrics = state.metrics.clone();
@@ -707,6 +717,7 @@ pub fn router(state: AppState) -> Router {
         .merge(portal::router())
         .merge(hub::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(256 * 1024))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(

@@ -236,6 +236,44 @@ async fn bodies_too_large_are_refused_and_chunked_ones_read_whole() {
     assert!(answer.contains(&format!(r#""id":"{id}""#)), "{answer}");
 }
 
+/// A route called with a method it does not take answers problem+json and names the methods
+/// it does take; so does a path that does not decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_is_problem_json_with_the_allowed_ones() {
+    let s = TestServer::start().await;
+    let resp = s
+        .http
+        .get(format!("{}/api/v1/persons/get", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header("allow").as_deref(), Some("POST"));
+    assert_eq!(
+        header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], "method_not_allowed");
+    assert!(v["message_vi"].as_str().is_some_and(|m| !m.is_empty()));
+
+    // A path parameter that does not decode is problem+json too.
+    let resp = s
+        .http
+        .get(format!("{}/api/hub/v1/batch/jobs/%FF", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], "invalid_path");
+}
+
 /// Many reads at once (on PostgreSQL they are answered together, several IDs per query): each
 /// gets the answer for its own ID — the record, 404 for an unknown ID, 403 outside the
 /// officer's commune — and exactly the records released are in the access log.

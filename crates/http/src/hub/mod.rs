@@ -676,6 +676,28 @@ async fn batch_submit(
     Ok(resp)
 }
 
+/// A batch job's id from the path; one that does not decode is refused as problem+json.
+struct JobId(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for JobId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                format!("Đường dẫn không hợp lệ: {e}"),
+                format!("Invalid path: {e}"),
+            )),
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/api/hub/v1/batch/jobs/{id}", tag = "hub", summary = "A batch job's progress (rows done / total) and state, at any node over the job's database",
     params(("id" = String, Path, description = "Job id"), ("X-Client-Assertion" = String, Header, description = "private_key_jwt client assertion of the member subsystem that submitted the job")),
     responses(
@@ -686,7 +708,7 @@ async fn batch_submit(
 async fn batch_status(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -705,7 +727,7 @@ async fn batch_status(
 async fn batch_results(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
@@ -729,7 +751,7 @@ async fn batch_results(
 async fn batch_delete(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    JobId(id): JobId,
 ) -> Result<Response, ApiError> {
     let hub = hub(&state)?;
     let c = client(&hub, &headers).await?;
