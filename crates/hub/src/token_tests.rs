@@ -66,12 +66,23 @@ fn assertion(key: &SigningKey, jti: &str) -> String {
     .unwrap()
 }
 
-#[test]
-fn access_tokens_follow_the_scope_the_expiry_and_the_registered_keys_across_nodes() {
+/// A directory with two client keys and node "a", both keys registered for bank-a/ekyc.
+struct TwoKeys {
+    dir: tempfile::TempDir,
+    key: SigningKey,
+    other: SigningKey,
+    clock: Arc<FixedClock>,
+    a: Hub,
+}
+
+fn jwk(k: &SigningKey) -> Value {
+    json!({"jwk": Jwk::from_p256(k.verifying_key())})
+}
+
+fn two_keys() -> TwoKeys {
     let dir = tempfile::tempdir().unwrap();
     let key = load_or_create_key(dir.path(), "client.hex", "client.jwk.json").unwrap();
     let other = load_or_create_key(dir.path(), "other.hex", "other.jwk.json").unwrap();
-    let jwk = |k: &SigningKey| json!({"jwk": Jwk::from_p256(k.verifying_key())});
     let clock = Arc::new(FixedClock::new(t0()));
     let a = open(
         dir.path(),
@@ -79,6 +90,24 @@ fn access_tokens_follow_the_scope_the_expiry_and_the_registered_keys_across_node
         config(json!([jwk(&key), jwk(&other)])),
         clock.clone(),
     );
+    TwoKeys {
+        dir,
+        key,
+        other,
+        clock,
+        a,
+    }
+}
+
+#[test]
+fn access_tokens_follow_the_scope_the_expiry_and_the_registered_keys_across_nodes() {
+    let TwoKeys {
+        dir,
+        key,
+        other,
+        clock,
+        a,
+    } = two_keys();
 
     // Default scope: every service of the subsystem's rights.
     let all = a.issue_token(&assertion(&key, "t1"), None).unwrap();
@@ -167,17 +196,13 @@ fn access_tokens_follow_the_scope_the_expiry_and_the_registered_keys_across_node
 /// key revoked, then registered again) is seen by the very next call.
 #[test]
 fn a_token_answered_from_memory_follows_each_change_of_the_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = load_or_create_key(dir.path(), "client.hex", "client.jwk.json").unwrap();
-    let other = load_or_create_key(dir.path(), "other.hex", "other.jwk.json").unwrap();
-    let jwk = |k: &SigningKey| json!({"jwk": Jwk::from_p256(k.verifying_key())});
-    let clock = Arc::new(FixedClock::new(t0()));
-    let a = open(
-        dir.path(),
-        "a",
-        config(json!([jwk(&key), jwk(&other)])),
-        clock.clone(),
-    );
+    let TwoKeys {
+        dir: _dir,
+        key,
+        clock,
+        a,
+        ..
+    } = two_keys();
     let token = a.issue_token(&assertion(&key, "m1"), None).unwrap();
     for _ in 0..2 {
         let c = a.authenticate_token_cached(&token.access_token).unwrap();
