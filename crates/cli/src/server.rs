@@ -97,12 +97,36 @@ pub fn app_full(
     hub: Option<Arc<Hub>>,
 ) -> Result<axum::Router, String> {
     let registry = Arc::new(Registry::new(store, Arc::new(SystemClock), None));
+    spawn_record_cache_fill(registry.store().clone());
     let idp = idp(registry.clone(), docs, config)?;
     let state = dancu_http::AppState::new(registry).with_idp(idp);
     Ok(dancu_http::router(match hub {
         Some(h) => state.with_hub(h),
         None => state,
     }))
+}
+
+/// Loads the store's in-memory record cache (embedded store only) on a thread of its own, so
+/// that the server answers at once and reads go to the file until their records are in.
+pub fn spawn_record_cache_fill(store: Arc<dyn dancu_store::Store>) {
+    let spawned = std::thread::Builder::new()
+        .name("record-cache".into())
+        .spawn(move || match store.fill_record_cache() {
+            Ok(Some((records, took))) => {
+                let bytes = store.record_cache_stats().map_or(0, |s| s.bytes);
+                tracing::info!(
+                    records,
+                    mib = bytes >> 20,
+                    seconds = took.as_secs_f64(),
+                    "record cache loaded"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "loading the record cache failed; reads go to the database"),
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start loading the record cache");
+    }
 }
 
 /// Builds the application over a store, with the data-sharing hub when given.

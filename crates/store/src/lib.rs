@@ -31,6 +31,7 @@ pub mod docs;
 mod docs_postgres;
 mod docs_sqlite;
 pub mod postgres;
+pub mod record_cache;
 pub mod sqlite;
 mod sqlite_bulk;
 
@@ -268,6 +269,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Several records at once (missing IDs are skipped).
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>>;
+    /// Loads the store's in-memory cache of rendered records (see [`record_cache`]) up to its
+    /// budget; once per store, later calls return at once. `None` when the store keeps no such
+    /// cache; else how many records it then held and how long the loading took.
+    fn fill_record_cache(&self) -> Result<Option<(usize, std::time::Duration)>> {
+        Ok(None)
+    }
+    /// What the record cache holds and how it answered, when the store has one.
+    fn record_cache_stats(&self) -> Option<record_cache::RecordCacheStats> {
+        None
+    }
     /// A household.
     fn household(&self, id: &str) -> Result<Option<Household>>;
     /// The events of a stream, oldest first, optionally only those recorded up to `until`.

@@ -252,6 +252,10 @@ pub struct SqliteStore {
     access_upkeep: Mutex<Option<Connection>>,
     /// Bumped after every register commit of this process (see [`Store::register_writes`]).
     pub(crate) register_writes: std::sync::atomic::AtomicU64,
+    /// Rendered records in memory (see [`crate::record_cache`]).
+    pub(crate) records: crate::record_cache::RecordCache,
+    /// Set by the first [`Store::fill_record_cache`].
+    records_filled: std::sync::atomic::AtomicBool,
 }
 
 /// A pool of read-only connections, opened on demand (none at first, so that a bulk load right
@@ -352,6 +356,10 @@ impl SqliteStore {
             access,
             access_upkeep: Mutex::new(None),
             register_writes: std::sync::atomic::AtomicU64::new(0),
+            records: crate::record_cache::RecordCache::new(
+                crate::record_cache::RecordCache::budget_from_env()?,
+            ),
+            records_filled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -549,6 +557,11 @@ impl Store for SqliteStore {
             Ok(seqs)
         });
         self.register_written();
+        self.records
+            .forget(commit.appends.iter().filter_map(|a| match a {
+                Append::Person { state, .. } => Some(state.id),
+                Append::Household { .. } => None,
+            }));
         out
     }
 
@@ -568,16 +581,47 @@ impl Store for SqliteStore {
     }
 
     fn person_json(&self, id: &PersonalId) -> Result<Option<(String, Option<String>)>> {
+        if let Some(found) = self.records.get(id) {
+            return Ok(Some(found));
+        }
+        let epoch = self.records.epoch();
         let c = self.reader()?;
-        c.prepare_cached(concat!(
-            "SELECT p.commune, ",
-            person_data!(),
-            " FROM persons p WHERE p.id = ?1"
-        ))
-        .map_err(db)?
-        .query_row([id.as_str()], |r| Ok((record_text(r, 1)?, r.get(0)?)))
-        .optional()
-        .map_err(db)
+        let found: Option<(String, Option<String>)> = c
+            .prepare_cached(concat!(
+                "SELECT p.commune, ",
+                person_data!(),
+                " FROM persons p WHERE p.id = ?1"
+            ))
+            .map_err(db)?
+            .query_row([id.as_str()], |r| Ok((record_text(r, 1)?, r.get(0)?)))
+            .optional()
+            .map_err(db)?;
+        if let Some((json, commune)) = &found {
+            self.records.offer(epoch, *id, json, commune.as_deref());
+        }
+        Ok(found)
+    }
+
+    fn fill_record_cache(&self) -> Result<Option<(usize, std::time::Duration)>> {
+        use std::sync::atomic::Ordering;
+        let clock = std::time::Instant::now();
+        if self.records_filled.swap(true, Ordering::AcqRel) {
+            return Ok(Some((self.records.stats().records, clock.elapsed())));
+        }
+        // Before the scan's first read: a commit during the scan (whose snapshot may predate
+        // it) makes the rest of the scan's offers refused.
+        let epoch = self.records.epoch();
+        self.scan_persons_json(&mut |id, json, commune| {
+            if self.records.has_room() {
+                self.records.offer(epoch, id, json, commune);
+            }
+            Ok(())
+        })?;
+        Ok(Some((self.records.stats().records, clock.elapsed())))
+    }
+
+    fn record_cache_stats(&self) -> Option<crate::record_cache::RecordCacheStats> {
+        Some(self.records.stats())
     }
 
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>> {
@@ -941,6 +985,7 @@ impl Store for SqliteStore {
             Ok(dupes)
         });
         self.register_written();
+        self.records.forget_all();
         out
     }
 
@@ -949,6 +994,7 @@ impl Store for SqliteStore {
         let at = ts(&meta.at);
         let out = self.write(|tx| insert_households(tx, households, &meta_json, &at));
         self.register_written();
+        self.records.forget_all();
         out
     }
 

@@ -58,6 +58,8 @@ pub(crate) struct SqliteBulk<'a> {
     conn: MutexGuard<'a, Connection>,
     /// The store's count of register commits, bumped after each of this load's.
     writes: &'a std::sync::atomic::AtomicU64,
+    /// Forgotten at each commit, as by every import (see [`crate::record_cache`]).
+    records: &'a crate::record_cache::RecordCache,
     import_id: String,
     meta_json: String,
     at: String,
@@ -264,6 +266,7 @@ impl<'a> SqliteBulk<'a> {
         let mut bulk = Self {
             conn,
             writes: &store.register_writes,
+            records: &store.records,
             import_id: import_id.to_owned(),
             meta_json: to_json(meta)?,
             at: ts(&meta.at),
@@ -319,6 +322,7 @@ impl<'a> SqliteBulk<'a> {
     fn written(&self) {
         self.writes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.records.forget_all();
     }
 
     fn restore(&mut self) -> Result<()> {
@@ -396,6 +400,7 @@ impl BulkLoad for SqliteBulk<'_> {
             pending,
             timing,
             writes,
+            records,
             ..
         } = self;
         let conn: &Connection = conn;
@@ -427,6 +432,7 @@ impl BulkLoad for SqliteBulk<'_> {
             if std::mem::take(pending) {
                 conn.execute_batch("COMMIT").map_err(db)?;
                 writes.fetch_add(1, std::sync::atomic::Ordering::Release);
+                records.forget_all();
             }
             timing.committing += clock.elapsed();
             conn.execute_batch("BEGIN").map_err(db)?;

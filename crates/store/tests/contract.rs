@@ -153,6 +153,7 @@ contract!(
     people_of_commune_pages_by_id,
     persons_skips_missing_and_keeps_order,
     persons_json_answers_each_id_asked_in_order,
+    person_json_follows_every_commit_with_the_record_cache_loaded,
     officers_add_get_and_duplicates,
     access_log_newest_first,
     import_batch_skips_duplicates_and_marks_progress,
@@ -1089,6 +1090,56 @@ fn persons_json_answers_each_id_asked_in_order(b: &Backend) {
     assert_eq!(got[2].as_ref().and_then(|f| f.1.as_deref()), Some(BA_DINH));
     assert!(got[1].is_none() && got[4].is_none());
     assert_eq!(s.persons_json(&[]).expect("none"), vec![]);
+}
+
+/// Reads by ID after the store's record cache is loaded (SQLite keeps one, PostgreSQL none)
+/// answer every later commit: a change of a cached person, a stale commit that wrote nothing,
+/// a person registered after the loading.
+fn person_json_follows_every_commit_with_the_record_cache_loaded(b: &Backend) {
+    let s = &*b.store;
+    let people = create_all(
+        s,
+        &[
+            record(1, "Nguyễn Văn An", 1990, BA_DINH),
+            record(2, "Trần Thị Bình", 1991, BA_DINH),
+        ],
+    );
+    let filled = s.fill_record_cache().expect("fill");
+    if s.backend() == "sqlite" {
+        assert_eq!(filled.map(|(n, _)| n), Some(2));
+        // A second call does not load again.
+        assert_eq!(
+            s.fill_record_cache().expect("fill").map(|(n, _)| n),
+            Some(2)
+        );
+    } else {
+        assert_eq!(filled, None);
+    }
+    let version_of = |id: &PersonalId| {
+        let (json, _) = s.person_json(id).expect("read").expect("stored");
+        serde_json::from_str::<Person>(&json)
+            .expect("record")
+            .version
+    };
+    let a = &people[0];
+    assert_eq!(version_of(&a.id), 1);
+    s.commit(&commit(t0(), vec![next(a, card(a, 1))]))
+        .expect("card commits");
+    assert_eq!(
+        version_of(&a.id),
+        2,
+        "the change is read, not the cached record"
+    );
+    // A stale commit writes nothing and leaves the record as it is.
+    assert!(s.commit(&commit(t0(), vec![next(a, card(a, 2))])).is_err());
+    assert_eq!(version_of(&a.id), 2);
+    let late = record(3, "Lê Văn Cường", 1992, BA_DINH);
+    create_all(s, std::slice::from_ref(&late));
+    assert_eq!(version_of(&late.id), 1);
+    if let Some(st) = s.record_cache_stats() {
+        assert!(st.hits >= 1, "{st:?}");
+        assert_eq!(st.records, 3, "{st:?}");
+    }
 }
 
 fn officers_add_get_and_duplicates(b: &Backend) {
