@@ -320,6 +320,7 @@ pub fn run(config: &Config, people: u64, seed: u64, serve: bool) -> Result<(), S
         std::sync::Arc::new(dancu_domain::clock::SystemClock),
         None,
     ));
+    server::spawn_record_cache_fill(store.clone());
     let idp = server::idp(registry.clone(), docs, config)?;
     let mut creds = creds;
     creds.eid = demo_eid(&idp, store.as_ref(), config, &commune)?;
