@@ -14,8 +14,8 @@
 //! registry's that yields to requests), so a merge of large runs neither delays the next sync
 //! nor takes CPU from reads; the upkeep merges only when a level has gathered twelve runs, a
 //! sign that requests have kept the merging thread from running. Entries not yet indexed are
-//! kept in memory too, so the per-person query sees them at once. (Databases of earlier builds kept runs as tables of the index database; those are
-//! still read, and no longer written.)
+//! kept in memory too, so the per-person query sees them at once. (Databases of earlier builds
+//! kept runs as tables of the index database; those are still read, and no longer written.)
 //!
 //! Crash safety: each record carries its length and a checksum, so a record torn by a crash is
 //! recognised and cut off at the next open; a run file is complete under its name before any

@@ -508,7 +508,15 @@ impl PgStore {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        let mut c = self.conn()?;
+        Self::query_on(self.conn()?, sql, params)
+    }
+
+    /// [`Self::query`] on a given connection (of the hot pool, say).
+    fn query_on(
+        mut c: r2d2::PooledConnection<Manager>,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
         let stmt = c.stmt(sql)?;
         c.client.query(&stmt, params).map_err(pg)
     }
@@ -752,11 +760,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let keys: Vec<&str> = ids.iter().map(PersonalId::as_str).collect();
-        let rows = {
-            let mut c = self.hot_conn()?;
-            let stmt = c.stmt(SELECT_PERSONS_JSON)?;
-            c.client.query(&stmt, &[&keys]).map_err(pg)?
-        };
+        let rows = Self::query_on(self.hot_conn()?, SELECT_PERSONS_JSON, &[&keys])?;
         let found: HashMap<&str, (&str, Option<&str>)> = rows
             .iter()
             .map(|r| (r.get(0), (r.get(1), r.get(2))))

@@ -250,9 +250,8 @@ pub struct SqliteStore {
     /// A second connection to the access log's index for checkpoints, so that they run beside
     /// the indexer rather than between its commits.
     access_upkeep: Mutex<Option<Connection>>,
-    /// Bumped after every register commit of this process (see [`Store::register_writes`]).
-    pub(crate) register_writes: std::sync::atomic::AtomicU64,
-    /// Rendered records in memory (see [`crate::record_cache`]).
+    /// Rendered records in memory (see [`crate::record_cache`]); its epoch is also the count
+    /// of this process's register commits ([`Store::register_writes`]).
     pub(crate) records: crate::record_cache::RecordCache,
     /// Set by the first [`Store::fill_record_cache`].
     records_filled: std::sync::atomic::AtomicBool,
@@ -355,7 +354,6 @@ impl SqliteStore {
             readers,
             access,
             access_upkeep: Mutex::new(None),
-            register_writes: std::sync::atomic::AtomicU64::new(0),
             records: crate::record_cache::RecordCache::new(
                 crate::record_cache::RecordCache::budget_from_env()?,
             ),
@@ -386,12 +384,43 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Notes a register commit (or a failed attempt: a spare bump only costs a view a look).
+    /// Notes a register commit that wrote these people (or a failed attempt: a spare bump
+    /// only costs a view a look): moves the commit count and forgets their cached records.
+    fn people_written(&self, people: impl IntoIterator<Item = PersonalId>) {
+        self.records.forget(people);
+    }
+
+    /// Notes a register commit that may have written anyone (an import).
     pub(crate) fn register_written(&self) {
-        self.register_writes
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.records.forget_all();
+    }
+
+    /// One page of the projection in rowid order after `after`.
+    fn persons_page(&self, after: i64) -> Result<Vec<PageRow>> {
+        let c = self.reader()?;
+        let mut stmt = c
+            .prepare_cached(concat!(
+                "SELECT p.rowid, p.id, p.commune, ",
+                person_data!(),
+                " FROM persons p WHERE p.rowid > ?1 ORDER BY p.rowid LIMIT 5000"
+            ))
+            .map_err(db)?;
+        stmt.query_map([after], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                record_text(r, 3)?,
+            ))
+        })
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(db)
     }
 }
+
+/// A row of [`SqliteStore::persons_page`]: rowid, ID, home commune, record.
+type PageRow = (i64, String, Option<String>, String);
 
 /// Inserts new households and their creation events; returns the numbers already taken.
 pub(crate) fn insert_households(
@@ -556,12 +585,10 @@ impl Store for SqliteStore {
             }
             Ok(seqs)
         });
-        self.register_written();
-        self.records
-            .forget(commit.appends.iter().filter_map(|a| match a {
-                Append::Person { state, .. } => Some(state.id),
-                Append::Household { .. } => None,
-            }));
+        self.people_written(commit.appends.iter().filter_map(|a| match a {
+            Append::Person { state, .. } => Some(state.id),
+            Append::Household { .. } => None,
+        }));
         out
     }
 
@@ -608,15 +635,19 @@ impl Store for SqliteStore {
         if self.records_filled.swap(true, Ordering::AcqRel) {
             return Ok(Some((self.records.stats().records, clock.elapsed())));
         }
-        // Before the scan's first read: a commit during the scan (whose snapshot may predate
-        // it) makes the rest of the scan's offers refused.
-        let epoch = self.records.epoch();
-        self.scan_persons_json(&mut |id, json, commune| {
-            if self.records.has_room() {
-                self.records.offer(epoch, id, json, commune);
+        // Page by page, each read in its own snapshot after taking the epoch: a commit during
+        // the loading costs only the page it overlaps. Stops once the budget is spent.
+        let mut after = 0_i64;
+        while self.records.has_room() {
+            let epoch = self.records.epoch();
+            let page = self.persons_page(after)?;
+            let Some((last, ..)) = page.last() else { break };
+            after = *last;
+            for (_, id, commune, json) in &page {
+                self.records
+                    .offer(epoch, stored_id(id)?, json, commune.as_deref());
             }
-            Ok(())
-        })?;
+        }
         Ok(Some((self.records.stats().records, clock.elapsed())))
     }
 
@@ -713,10 +744,7 @@ impl Store for SqliteStore {
     }
 
     fn register_writes(&self) -> Option<u64> {
-        Some(
-            self.register_writes
-                .load(std::sync::atomic::Ordering::Acquire),
-        )
+        Some(self.records.epoch())
     }
 
     fn scan_persons_json(&self, f: &mut ScanPerson<'_>) -> Result<()> {
@@ -724,28 +752,7 @@ impl Store for SqliteStore {
         // rather than ID order through the index, which would visit the pages at random.
         let mut after = 0_i64;
         loop {
-            let c = self.reader()?;
-            let mut stmt = c
-                .prepare_cached(concat!(
-                    "SELECT p.rowid, p.id, p.commune, ",
-                    person_data!(),
-                    " FROM persons p WHERE p.rowid > ?1 ORDER BY p.rowid LIMIT 5000"
-                ))
-                .map_err(db)?;
-            let page = stmt
-                .query_map([after], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        record_text(r, 3)?,
-                    ))
-                })
-                .map_err(db)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(db)?;
-            drop(stmt);
-            drop(c);
+            let page = self.persons_page(after)?;
             let Some((last, ..)) = page.last() else {
                 return Ok(());
             };
@@ -985,7 +992,6 @@ impl Store for SqliteStore {
             Ok(dupes)
         });
         self.register_written();
-        self.records.forget_all();
         out
     }
 
@@ -994,7 +1000,6 @@ impl Store for SqliteStore {
         let at = ts(&meta.at);
         let out = self.write(|tx| insert_households(tx, households, &meta_json, &at));
         self.register_written();
-        self.records.forget_all();
         out
     }
 

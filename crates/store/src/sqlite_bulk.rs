@@ -56,9 +56,8 @@ type IdSet = rustc_hash::FxHashSet<PersonalId>;
 /// A bulk load holding the writer connection.
 pub(crate) struct SqliteBulk<'a> {
     conn: MutexGuard<'a, Connection>,
-    /// The store's count of register commits, bumped after each of this load's.
-    writes: &'a std::sync::atomic::AtomicU64,
-    /// Forgotten at each commit, as by every import (see [`crate::record_cache`]).
+    /// The store's record cache, whose epoch counts register commits: forgotten (and so
+    /// moved) after each of this load's, as by every import.
     records: &'a crate::record_cache::RecordCache,
     import_id: String,
     meta_json: String,
@@ -265,7 +264,6 @@ impl<'a> SqliteBulk<'a> {
         }
         let mut bulk = Self {
             conn,
-            writes: &store.register_writes,
             records: &store.records,
             import_id: import_id.to_owned(),
             meta_json: to_json(meta)?,
@@ -320,8 +318,6 @@ impl<'a> SqliteBulk<'a> {
     }
 
     fn written(&self) {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
         self.records.forget_all();
     }
 
@@ -399,7 +395,6 @@ impl BulkLoad for SqliteBulk<'_> {
             units,
             pending,
             timing,
-            writes,
             records,
             ..
         } = self;
@@ -431,7 +426,6 @@ impl BulkLoad for SqliteBulk<'_> {
             let clock = Instant::now();
             if std::mem::take(pending) {
                 conn.execute_batch("COMMIT").map_err(db)?;
-                writes.fetch_add(1, std::sync::atomic::Ordering::Release);
                 records.forget_all();
             }
             timing.committing += clock.elapsed();
