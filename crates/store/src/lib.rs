@@ -270,8 +270,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Several records at once (missing IDs are skipped).
     fn persons(&self, ids: &[PersonalId]) -> Result<Vec<Person>>;
     /// Loads the store's in-memory cache of rendered records (see [`record_cache`]) up to its
-    /// budget; once per store, later calls return at once. `None` when the store keeps no such
-    /// cache; else how many records it then held and how long the loading took.
+    /// budget, once per store. `None` when the store keeps no such cache; else how many records
+    /// it then held and how long the call took (a later call loads nothing and returns at once).
     fn fill_record_cache(&self) -> Result<Option<(usize, std::time::Duration)>> {
         Ok(None)
     }
